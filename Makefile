@@ -1,0 +1,43 @@
+# signalbox: `make run` and `make test` work on a machine with only Node and npm.
+# Bun (pinned) is installed from the npm registry into .tools/ the first time.
+
+BUN_VERSION := 1.4.4
+TOOLS       := $(CURDIR)/.tools
+BUN         ?= $(TOOLS)/node_modules/.bin/bun
+export PATH := $(dir $(BUN)):$(PATH)
+
+.PHONY: help setup run dev test typecheck build clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(TOOLS)/node_modules/.bin/bun:
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --loglevel=error bun@$(BUN_VERSION)
+	@# npm may skip Bun's postinstall (which puts the real binary in place): run it then.
+	@$@ --version >/dev/null 2>&1 || (cd $(TOOLS)/node_modules/bun && node install.js)
+	@$@ --version
+
+node_modules/.installed: package.json bun.lock | $(BUN)
+	$(BUN) install --frozen-lockfile
+	@touch $@
+
+setup: node_modules/.installed ## Install Bun and the dependencies (done by the other targets)
+
+run: setup ## Start the server on port 9090 (flags: make run ARGS="--port 8080")
+	$(BUN) src/main.ts $(ARGS)
+
+dev: setup ## Start with restart on change
+	$(BUN) run dev
+
+test: setup ## Run the whole test suite
+	$(BUN) test $(TEST_ARGS)
+
+typecheck: setup ## Type-check the sources and tests
+	$(BUN) check
+
+build: setup ## Build the executable dist/signalbox
+	$(BUN) run build
+	@ls -l dist/signalbox
+
+clean: ## Remove build output and installed tools
+	rm -rf dist node_modules $(TOOLS)

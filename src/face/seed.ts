@@ -1,0 +1,140 @@
+import * as v from 'valibot';
+import { ClientMessage } from '../protocol/client.ts';
+import { ECHO_MAX_CHARS } from '../protocol/limits.ts';
+import { type ErrorCode, ERRORS, LOGIN_FAILURES, type LoginFailure } from '../protocol/errors.ts';
+import type { Hub, LoginOutcome } from '../signaling/hub.ts';
+import type { Conn, Envelope, Face, Outcome } from '../signaling/types.ts';
+
+type Message<K extends ClientMessage['type']> = Extract<ClientMessage, { type: K }>;
+type Handler<M> = (conn: Conn, msg: M) => void;
+
+const parse = v.safeParser(ClientMessage);
+
+/**
+ * The seed tutorial's protocol: JSON text frames, `type` plus fields, the peer's name in
+ * `name`. Parses and validates once, calls one hub operation, renders the outcome.
+ */
+export function createSeedFace(hub: Hub): Face {
+  const send = (conn: Conn, body: object) => conn.send(JSON.stringify(body));
+
+  const fail = (conn: Conn, code: ErrorCode, message: string = ERRORS[code], extra?: object) =>
+    send(conn, { type: 'error', code, message, ...extra });
+
+  // The outcome of an operation on a named peer: nothing on success, one error otherwise.
+  const answerFor = (conn: Conn, outcome: Outcome, type: string, name: string | undefined) => {
+    if (outcome !== 'ok') fail(conn, outcome, describe(outcome, name), { name, request: type });
+  };
+
+  const loginReply = (conn: Conn, name: string, r: LoginOutcome) => {
+    if (r.ok) send(conn, { type: 'login', success: true, name });
+    else loginFailed(conn, r.reason);
+  };
+  const loginFailed = (conn: Conn, reason: LoginFailure, message: string = LOGIN_FAILURES[reason]) =>
+    send(conn, { type: 'login', success: false, reason, message });
+
+  const handlers: { [K in ClientMessage['type']]: Handler<Message<K>> } = {
+    login(conn, { name }) {
+      if (conn.data.session !== null || conn.data.pending) return fail(conn, 'already_logged_in');
+      const r = hub.login(conn, name);
+      if (r instanceof Promise) {
+        r.then(
+          (res) => loginReply(conn, name, res),
+          (err: unknown) => {
+            hub.log.error('login_failed', { conn: conn.data.id, err });
+            fail(conn, 'internal');
+          },
+        );
+      } else loginReply(conn, name, r);
+    },
+    offer(conn, { name, offer }) {
+      const s = conn.data.session;
+      if (s === null) return fail(conn, 'not_logged_in');
+      answerFor(conn, hub.relay(s, name, 'offer', offer), 'offer', name);
+    },
+    answer(conn, { name, answer }) {
+      const s = conn.data.session;
+      if (s === null) return fail(conn, 'not_logged_in');
+      answerFor(conn, hub.relay(s, name, 'answer', answer), 'answer', name);
+    },
+    candidate(conn, { name, candidate }) {
+      const s = conn.data.session;
+      if (s === null) return fail(conn, 'not_logged_in');
+      answerFor(conn, hub.relay(s, name, 'candidate', candidate), 'candidate', name);
+    },
+    leave(conn, { name }) {
+      const s = conn.data.session;
+      if (s === null) return fail(conn, 'not_logged_in');
+      answerFor(conn, hub.leave(s, name), 'leave', name);
+    },
+  };
+
+  return {
+    name: 'seed',
+
+    handle(conn, frame) {
+      if (typeof frame !== 'string') return fail(conn, 'binary_frame');
+      let data: unknown;
+      try {
+        data = JSON.parse(frame);
+      } catch {
+        return fail(conn, 'invalid_json');
+      }
+      if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+        return fail(conn, 'invalid_message', 'Expected a JSON object with a "type" field.');
+      }
+      const result = parse(data);
+      if (result.success) {
+        const msg = result.output;
+        (handlers[msg.type] as Handler<ClientMessage>)(conn, msg);
+        return;
+      }
+      const issue = result.issues[0];
+      const field = issue.path?.map((p) => p.key).join('.') ?? '';
+      if (issue.type === 'variant' && field === 'type') {
+        // The seed's own wording, so clients that show it keep working.
+        const type = (data as { type?: unknown }).type;
+        return fail(conn, 'unknown_type', `Command not found: ${echo(type)}`);
+      }
+      const reason = issue.input === undefined ? 'is required' : issue.message;
+      if ((data as { type?: unknown }).type === 'login' && field === 'name') {
+        return loginFailed(conn, 'invalid_name', `name: ${reason}`);
+      }
+      fail(conn, 'invalid_message', `${field}: ${reason}`, { field });
+    },
+
+    render(env: Envelope): string {
+      switch (env.kind) {
+        case 'offer':
+          return JSON.stringify({ type: 'offer', offer: env.payload, name: env.from });
+        case 'answer':
+          return JSON.stringify({ type: 'answer', answer: env.payload, name: env.from });
+        case 'candidate':
+          return JSON.stringify({ type: 'candidate', candidate: env.payload, name: env.from });
+        case 'leave':
+          return JSON.stringify({ type: 'leave', name: env.from });
+      }
+    },
+
+    error(code, message, extra) {
+      return JSON.stringify({ type: 'error', code, message, ...extra });
+    },
+  };
+}
+
+/** A human sentence for an outcome about a named user. */
+function describe(code: ErrorCode, name: string | undefined): string {
+  const who = name === undefined ? 'anyone' : JSON.stringify(name);
+  switch (code) {
+    case 'user_not_found':
+      return `User ${who} is not logged in.`;
+    case 'not_in_call':
+      return `You are not in a call with ${who}.`;
+    default:
+      return ERRORS[code];
+  }
+}
+
+function echo(value: unknown): string {
+  const s = typeof value === 'string' ? value : JSON.stringify(value) ?? 'undefined';
+  return s.length > ECHO_MAX_CHARS ? `${s.slice(0, ECHO_MAX_CHARS)}…` : s;
+}

@@ -1,0 +1,38 @@
+/**
+ * Every error code and close code signalbox can send, defined once. Faces render them,
+ * `docs/protocol.md` is checked against them (test/docs.test.ts), and metrics count by them.
+ */
+export const ERRORS = {
+  invalid_json: 'The frame is not valid JSON. Send one JSON object per text frame.',
+  binary_frame: 'Binary frames are not accepted. Send JSON as a text frame.',
+  unknown_type: 'The message type is not one the server knows. Check the `type` field.',
+  invalid_message: 'A field failed validation; the message names it. Fix the field and resend.',
+  not_logged_in: 'Log in first: send {"type":"login","name":...}.',
+  already_logged_in: 'This connection is already logged in. Open a new connection for another name.',
+  user_not_found: 'No user of that name is logged in. Check the name, or wait for them to log in.',
+  not_in_call: 'You are not in a call with that user. Send an offer first.',
+  busy: 'The user is in a call with someone else. Try again later.',
+  already_in_call: 'You are in a call with someone else. Send leave before calling another user.',
+  self_target: 'You cannot address a message to yourself.',
+  rate_limited: 'Too many messages. Slow down; the server closes connections that keep flooding.',
+  internal: 'The server failed to handle the message. It has been logged; the connection is still usable.',
+} as const;
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Why a `login` failed: `{type:"login", success:false, reason, message}`. */
+export const LOGIN_FAILURES = {
+  name_taken: 'That name is in use. Choose another name.',
+  invalid_name: 'Names are 1–64 characters without control characters.',
+  server_full: 'The server holds as many users as it allows. Try again later.',
+} as const;
+export type LoginFailure = keyof typeof LOGIN_FAILURES;
+
+/** WebSocket close codes the server uses, with what a client should do about each. */
+export const CLOSE_CODES = {
+  1000: ['normal', 'The connection ended normally.'],
+  1001: ['going_away', 'The server is shutting down or restarting. Reconnect after a short delay.'],
+  1006: ['abnormal', 'Not sent by the server: the connection dropped (seen by clients only).'],
+  1009: ['too_large', 'A frame exceeded the maximum frame size. Send smaller messages.'],
+  1011: ['internal', 'The server hit an unexpected condition. Reconnect.'],
+} as const;
+export type CloseCode = keyof typeof CLOSE_CODES;

@@ -1,0 +1,62 @@
+import type { ErrorCode } from '../protocol/errors.ts';
+import type { Session } from './session.ts';
+
+/** What travels from one session to another (and, in a cluster, between nodes). */
+export type RelayKind = 'offer' | 'answer' | 'candidate' | 'leave';
+export interface Envelope {
+  kind: RelayKind;
+  from: string;
+  to: string;
+  payload?: unknown;
+}
+
+/** A face renders core events in its wire format (the seed JSON, later PeerJS). */
+export interface Face {
+  readonly name: string;
+  /** Handle one inbound frame from a connection of this face. */
+  handle(conn: Conn, frame: string | Uint8Array): void;
+  /** Render an envelope for a recipient on this face. */
+  render(env: Envelope): string;
+  error(code: ErrorCode, message: string, extra?: Record<string, unknown>): string;
+}
+
+/** Per-connection state, kept on the socket itself so an idle connection costs little. */
+export interface ConnState {
+  readonly id: number;
+  readonly ip: string;
+  readonly face: Face;
+  session: Session | null;
+  /** A login is being decided (presence claims may be asynchronous). */
+  pending: boolean;
+}
+
+/**
+ * The slice of a WebSocket the core uses. Bun's ServerWebSocket satisfies it as is, so
+ * the Bun adapter allocates no wrapper per connection; other runtimes wrap their socket.
+ */
+export interface Conn {
+  readonly data: ConnState;
+  send(frame: string): number;
+  close(code?: number, reason?: string): void;
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+}
+
+/**
+ * Delivery over named topics. `publish` reaches every subscriber of the topic and returns
+ * how much was delivered: 0 means nobody is subscribed (the user is offline).
+ */
+export interface Delivery {
+  publish(topic: string, frame: string): number;
+}
+
+/**
+ * Who holds which name. On one node the hub's own session map is the whole namespace and
+ * claims succeed at once; a cluster claims in a shared store, asynchronously, and may fail.
+ */
+export interface Presence {
+  claim(name: string): boolean | Promise<boolean>;
+  release(name: string): void;
+}
+
+export type Outcome = 'ok' | ErrorCode;
