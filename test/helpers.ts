@@ -1,17 +1,40 @@
 import { createBunServer } from '../src/adapter/bun.ts';
 import { type Config, parseCli } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
+import type { Hub } from '../src/signaling/hub.ts';
 
 export type Json = Record<string, any>;
 
-/** Start a real signalbox server on a free loopback port. */
-export function startServer(overrides: Partial<Config> = {}) {
+export interface TestServer {
+  /** A WebSocket URL; where several nodes serve, each read picks the next node. */
+  readonly url: string;
+  readonly http: string;
+  /** The in-process hub, for the few tests that check server state (absent for spawned targets). */
+  readonly hub?: Hub;
+  health(): Promise<Json>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a real signalbox server on a free loopback port. Integration tests talk to it only
+ * over the wire, so the same tests run against other targets (`SIGNALBOX_TARGET`):
+ * `bun` (default) runs the server in this process.
+ */
+export async function startServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+  const target = process.env.SIGNALBOX_TARGET ?? 'bun';
+  if (target !== 'bun') throw new Error(`unknown SIGNALBOX_TARGET ${target}`);
   const cli = parseCli([]);
   if (cli.kind !== 'run') throw new Error('unreachable');
   const config: Config = { ...cli.config, host: '127.0.0.1', port: 0, ...overrides };
   const app = createBunServer({ config, log: silentLogger, version: 'test' });
-  const url = `ws://127.0.0.1:${app.server.port}/`;
-  return { ...app, url, http: `http://127.0.0.1:${app.server.port}` };
+  const http = `http://127.0.0.1:${app.server.port}`;
+  return {
+    url: `ws://127.0.0.1:${app.server.port}/`,
+    http,
+    hub: app.hub,
+    health: async () => (await (await fetch(`${http}/healthz`)).json()) as Json,
+    stop: () => app.stop(),
+  };
 }
 
 /**
