@@ -17,12 +17,17 @@ const parse = v.safeParser(ClientMessage);
 export function createSeedFace(hub: Hub): Face {
   const send = (conn: Conn, body: object) => conn.send(JSON.stringify(body));
 
-  const fail = (conn: Conn, code: ErrorCode, message: string = ERRORS[code], extra?: object) =>
+  const reply = (conn: Conn, code: ErrorCode, message: string = ERRORS[code], extra?: object) =>
     send(conn, { type: 'error', code, message, ...extra });
+  // Errors found here (not by the hub, which counts its own) are counted here.
+  const fail = (conn: Conn, code: ErrorCode, message?: string, extra?: object) => {
+    hub.countError(code);
+    reply(conn, code, message, extra);
+  };
 
   // The outcome of an operation on a named peer: nothing on success, one error otherwise.
   const answerFor = (conn: Conn, outcome: Outcome, type: string, name: string | undefined) => {
-    if (outcome !== 'ok') fail(conn, outcome, describe(outcome, name), { name, request: type });
+    if (outcome !== 'ok') reply(conn, outcome, describe(outcome, name), { name, request: type });
   };
 
   const loginReply = (conn: Conn, name: string, r: LoginOutcome) => {
@@ -128,7 +133,11 @@ function describe(code: ErrorCode, name: string | undefined): string {
     case 'user_not_found':
       return `User ${who} is not logged in.`;
     case 'not_in_call':
-      return `You are not in a call with ${who}.`;
+      return `You are not in a call with ${who}. Send an offer first.`;
+    case 'busy':
+      return `User ${who} is in a call with someone else.`;
+    case 'already_in_call':
+      return `You are in a call with someone else. Send leave before calling ${who}.`;
     default:
       return ERRORS[code];
   }

@@ -24,6 +24,7 @@ export const LOGIN_FAILURES = {
   name_taken: 'That name is in use. Choose another name.',
   invalid_name: 'Names are 1–64 characters without control characters.',
   server_full: 'The server holds as many users as it allows. Try again later.',
+  unauthorized: 'Your token does not allow this name. Log in with the name in your token.',
 } as const;
 export type LoginFailure = keyof typeof LOGIN_FAILURES;
 
@@ -34,5 +35,7 @@ export const CLOSE_CODES = {
   1006: ['abnormal', 'Not sent by the server: the connection dropped (seen by clients only).'],
   1009: ['too_large', 'A frame exceeded the maximum frame size. Send smaller messages.'],
   1011: ['internal', 'The server hit an unexpected condition. Reconnect.'],
+  4000: ['login_timeout', 'No login arrived in time after connecting. Log in right after the connection opens.'],
+  4001: ['rate_limited', 'The connection kept sending after rate_limited errors. Reconnect and slow down.'],
 } as const;
 export type CloseCode = keyof typeof CLOSE_CODES;

@@ -7,3 +7,16 @@ export const NAME_MAX_CHARS = 64;
 
 /** How much of an offending value an error message may echo back. */
 export const ECHO_MAX_CHARS = 64;
+
+/**
+ * ICE candidates a caller sends to a user before its offer (werift does) are held, at most
+ * this many and this long, and delivered right after the offer. See docs/protocol.md.
+ */
+export const EARLY_CANDIDATES_MAX = 32;
+export const EARLY_CANDIDATES_MS = 5_000;
+
+/**
+ * After a `rate_limited` error, this many further refused frames in a row (without one
+ * accepted frame in between) close the connection with close code 4001.
+ */
+export const RATE_STRIKES_BEFORE_CLOSE = 100;

@@ -17,6 +17,7 @@ export interface Face {
   handle(conn: Conn, frame: string | Uint8Array): void;
   /** Render an envelope for a recipient on this face. */
   render(env: Envelope): string;
+  /** Render an error for a connection of this face. */
   error(code: ErrorCode, message: string, extra?: Record<string, unknown>): string;
 }
 
@@ -25,9 +26,16 @@ export interface ConnState {
   readonly id: number;
   readonly ip: string;
   readonly face: Face;
+  /** The name a verified token allows this connection to claim (auth on), else null. */
+  readonly identity: string | null;
+  readonly openedAt: number;
   session: Session | null;
   /** A login is being decided (presence claims may be asynchronous). */
   pending: boolean;
+  /** Token bucket: tokens left, when they were last counted, refusals in a row. */
+  tokens: number;
+  stamp: number;
+  strikes: number;
 }
 
 /**
