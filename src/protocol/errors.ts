@@ -33,6 +33,7 @@ export const CLOSE_CODES = {
   1000: ['normal', 'The connection ended normally.'],
   1001: ['going_away', 'The server is shutting down or restarting. Reconnect after a short delay.'],
   1006: ['abnormal', 'Not sent by the server: the connection dropped (seen by clients only).'],
+  1007: ['invalid_utf8', 'A text frame was not valid UTF-8. Send UTF-8 text.'],
   1009: ['too_large', 'A frame exceeded the maximum frame size. Send smaller messages.'],
   1011: ['internal', 'The server hit an unexpected condition. Reconnect.'],
   4000: ['login_timeout', 'No login arrived in time after connecting. Log in right after the connection opens.'],

@@ -313,6 +313,20 @@ export class Hub {
     return 'ok';
   }
 
+  /** How many of each thing the hub holds: for /healthz, metrics and leak checks. */
+  census() {
+    return {
+      connections: this.connections.size,
+      anonymous: this.anonymous.size,
+      sessions: this.sessions.size,
+      calls: [...this.sessions.values()].filter((s) => s.partner !== null).length / 2,
+      holding: this.holding.size,
+      claiming: this.claiming.size,
+      addresses: this.perIp.size,
+      reserved: this.reserved,
+    };
+  }
+
   countError<C extends ErrorCode>(code: C): C {
     this.stats.errors[code]++;
     return code;
