@@ -2,7 +2,9 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { verify } from 'hono/jwt';
 import type { Config } from './config.ts';
+import { LIST_MAX } from './protocol/limits.ts';
 import type { Hub } from './signaling/hub.ts';
+import type { IceServer } from './signaling/ice.ts';
 import type { ConnState, Face } from './signaling/types.ts';
 
 /**
@@ -22,6 +24,8 @@ export interface AppOptions {
   upgrade: Upgrade;
   /** The peer address of the TCP connection, as the runtime sees it. */
   remoteAddress: (c: Context) => string;
+  /** ICE servers to hand out, when configured. */
+  iceServers?: (name?: string) => IceServer[];
   version: string;
 }
 
@@ -42,7 +46,7 @@ export function originMatcher(patterns: readonly string[]): ((origin: string) =>
  * runtime's own WebSocket server owns the socket afterwards, so no per-event framework
  * object sits on the message path.
  */
-export function createApp({ hub, seed, config, upgrade, remoteAddress, version }: AppOptions) {
+export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, version }: AppOptions) {
   const startedAt = Date.now();
   const app = new Hono();
   const originAllowed = originMatcher(config.allowedOrigins);
@@ -130,6 +134,17 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, version }
       uptime: Math.round((Date.now() - startedAt) / 1000),
     }),
   );
+
+  // Discovery over HTTP, for clients that are not logged in: off unless --discovery.
+  app.get('/users', (c) => {
+    if (!config.discovery) return c.json({ error: 'discovery_disabled' }, 404);
+    const limit = Number(c.req.query('limit') ?? LIST_MAX);
+    if (!Number.isInteger(limit) || limit < 1) return c.json({ error: 'invalid limit' }, 400);
+    return c.json(hub.listUsers(c.req.query('cursor') ?? '', limit));
+  });
+
+  // What a page needs for `new RTCPeerConnection({ iceServers })`; [] on a LAN.
+  app.get('/ice-servers', (c) => c.json({ iceServers: iceServers?.() ?? [] }, 200, { 'Cache-Control': 'no-store' }));
 
   return app;
 }

@@ -75,6 +75,20 @@ export const OPTIONS = {
   authSecret: option({ schema: secret, default: '', arg: 'secret', help: 'HS256 secret: require a JWT whose sub is the login name (prefer the env variable)' }),
   tlsCert: option({ schema: text, default: '', arg: 'file', help: 'PEM certificate file: serve wss:// and https:// (with --tls-key)' }),
   tlsKey: option({ schema: text, default: '', arg: 'file', help: 'PEM private key file for --tls-cert' }),
+
+  // Rooms, resume, discovery
+  roomSize: option({ schema: integer(0, 10_000), default: 16, arg: 'n', help: 'Members per room (0 = unlimited); beyond it join fails with room_full' }),
+  roomsPerUser: option({ schema: integer(0, 10_000), default: 8, arg: 'n', help: 'Rooms one user may be in at once (0 = unlimited)' }),
+  graceMs: option({ schema: integer(0, 3_600_000), default: 30000, arg: 'ms', help: 'How long a dropped resumable session waits for its client (0 = resume off)' }),
+  queueMessages: option({ schema: integer(1, 100_000), default: 128, arg: 'n', help: 'Messages queued for a user in its grace period; more get queue_full' }),
+  queueBytes: option({ schema: integer(1024, 64 * 1024 * 1024), default: 262144, arg: 'bytes', help: 'Bytes queued for a user in its grace period; more get queue_full' }),
+  discovery: option({ schema: boolean, default: false, help: 'Let clients list logged-in users (list message, GET /users) and watch presence' }),
+
+  // ICE servers handed to clients
+  stun: option({ schema: list, default: '', arg: 'url', help: 'STUN server URL for clients (repeatable, or comma-separated)' }),
+  turnUrl: option({ schema: list, default: '', arg: 'url', help: 'TURN server URL for clients (repeatable, or comma-separated)' }),
+  turnSecret: option({ schema: text, default: '', arg: 'secret', help: "TURN REST shared secret (coturn's static-auth-secret): clients get time-limited credentials" }),
+  turnTtl: option({ schema: integer(60, 7 * 86400), default: 86400, arg: 's', help: 'Seconds a TURN credential stays valid' }),
 } as const;
 
 type Options = typeof OPTIONS;
@@ -130,7 +144,9 @@ export function parseCli(argv: readonly string[], env: Record<string, string | u
         if (value === undefined) throw new ConfigError(`${flag} needs a value <${OPTIONS[name].arg}>`);
       }
     }
-    raw[name] = value;
+    // A list option given again adds to the list (`--stun a --stun b`).
+    const repeated = OPTIONS[name].schema === list && origin[name] === flag;
+    raw[name] = repeated ? `${raw[name] as string},${value}` : value;
     origin[name] = flag;
   }
 

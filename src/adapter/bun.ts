@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import { createSeedFace } from '../face/seed.ts';
 import type { Logger } from '../log.ts';
 import { Hub } from '../signaling/hub.ts';
+import { createIceServers } from '../signaling/ice.ts';
 import type { ConnState, Delivery } from '../signaling/types.ts';
 
 export interface BunServerOptions {
@@ -23,7 +24,8 @@ export function createBunServer({ config, log, version }: BunServerOptions) {
   // `server.publish` (not `ws.publish`) so a sender subscribed to the topic still counts.
   const delivery: Delivery = { publish: (topic, frame) => server!.publish(topic, frame) };
   const hub = new Hub({ delivery, log, limits: config });
-  const seed = createSeedFace(hub);
+  const iceServers = createIceServers({ ...config, turnUrls: config.turnUrl });
+  const seed = createSeedFace(hub, { iceServers });
 
   const upgrade: Upgrade = (c, data, protocol) => {
     const srv = c.env as Server<ConnState>;
@@ -35,7 +37,7 @@ export function createBunServer({ config, log, version }: BunServerOptions) {
   const remoteAddress = (c: { env: unknown; req: { raw: Request } }) =>
     (c.env as Server<ConnState>).requestIP(c.req.raw)?.address ?? '';
 
-  const app = createApp({ hub, seed, config, upgrade, remoteAddress, version });
+  const app = createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, version });
 
   server = Bun.serve<ConnState>({
     port: config.port,
@@ -53,8 +55,8 @@ export function createBunServer({ config, log, version }: BunServerOptions) {
       message(ws, frame) {
         hub.receive(ws, frame);
       },
-      close(ws) {
-        hub.close(ws);
+      close(ws, code) {
+        hub.close(ws, code);
       },
     },
   });

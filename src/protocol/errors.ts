@@ -14,6 +14,11 @@ export const ERRORS = {
   busy: 'The user is in a call with someone else. Try again later.',
   already_in_call: 'You are in a call with someone else. Send leave before calling another user.',
   self_target: 'You cannot address a message to yourself.',
+  room_full: 'The room has as many members as it allows. Try another room or later.',
+  too_many_rooms: 'You are in as many rooms as one user may be. Leave one first.',
+  not_in_room: 'You are not a member of that room.',
+  queue_full: 'The user is reconnecting and has too many messages waiting. Slow down or try again shortly.',
+  discovery_disabled: 'This server does not list its users (it runs without --discovery).',
   rate_limited: 'Too many messages. Slow down; the server closes connections that keep flooding.',
   internal: 'The server failed to handle the message. It has been logged; the connection is still usable.',
 } as const;
@@ -38,5 +43,6 @@ export const CLOSE_CODES = {
   1011: ['internal', 'The server hit an unexpected condition. Reconnect.'],
   4000: ['login_timeout', 'No login arrived in time after connecting. Log in right after the connection opens.'],
   4001: ['rate_limited', 'The connection kept sending after rate_limited errors. Reconnect and slow down.'],
+  4002: ['resumed_elsewhere', 'The session was resumed on another connection; this one is no longer used.'],
 } as const;
 export type CloseCode = keyof typeof CLOSE_CODES;

@@ -20,3 +20,9 @@ export const EARLY_CANDIDATES_MS = 5_000;
  * accepted frame in between) close the connection with close code 4001.
  */
 export const RATE_STRIKES_BEFORE_CLOSE = 100;
+
+/** Users in one page of `list` / `GET /users`. */
+export const LIST_MAX = 100;
+
+/** Bytes of randomness in a resume token (base64url: 22 characters). */
+export const RESUME_TOKEN_BYTES = 16;

@@ -1,13 +1,21 @@
 import type { ErrorCode } from '../protocol/errors.ts';
 import type { Session } from './session.ts';
 
-/** What travels from one session to another (and, in a cluster, between nodes). */
+/** Messages one user addresses to another. */
 export type RelayKind = 'offer' | 'answer' | 'candidate' | 'leave';
+/** Events the server tells users about. */
+export type EventKind = 'peer-joined' | 'peer-left' | 'peer-disconnected' | 'peer-reconnected' | 'presence';
+
+/**
+ * What travels from one session to others (and, in a cluster, between nodes): neutral,
+ * rendered for each recipient's face. `to` is a user, or empty for a room or presence event.
+ */
 export interface Envelope {
-  kind: RelayKind;
+  kind: RelayKind | EventKind;
   from: string;
   to: string;
   payload?: unknown;
+  room?: string;
 }
 
 /** A face renders core events in its wire format (the seed JSON, later PeerJS). */
