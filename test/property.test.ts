@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import fc from 'fast-check';
-import { EARLY_CANDIDATES_MAX } from '../src/protocol/limits.ts';
+import { EARLY_CANDIDATES_MAX, EARLY_SENDERS_MAX } from '../src/protocol/limits.ts';
 import { userTopic } from '../src/signaling/session.ts';
 import { Client, eventually, type Json, startServer, type TestServer } from './helpers.ts';
 
@@ -57,7 +57,8 @@ interface ModelClient {
 class Model {
   clients: ModelClient[] = Array.from({ length: CLIENTS }, () => ({ open: true, name: null }));
   partner = new Map<string, string>();
-  early = new Map<string, { to: string; payloads: string[] }>();
+  /** Candidates held by a callee, by sender. */
+  early = new Map<string, Map<string, string[]>>();
   /** Frames each client must receive next, in order. */
   expected: Json[][] = Array.from({ length: CLIENTS }, () => []);
 
@@ -70,11 +71,13 @@ class Model {
   private to(name: string, frame: Json) {
     this.expected[this.byName(name)]!.push(frame);
   }
-  private dropEarly(from: string, c: number, report: boolean) {
-    const e = this.early.get(from);
-    if (!e) return;
-    this.early.delete(from);
-    if (report) for (const _ of e.payloads) this.err(c, 'not_in_call', { name: e.to, request: 'candidate' });
+  /** Drop what `from` sent `target` early; with `report`, one error each to the sender. */
+  private dropEarly(target: string, from: string, report: boolean) {
+    const held = this.early.get(target)?.get(from);
+    if (!held) return;
+    this.early.get(target)!.delete(from);
+    const c = this.byName(from);
+    if (report && c !== -1) for (const _ of held) this.err(c, 'not_in_call', { name: target, request: 'candidate' });
   }
   private endCall(from: string, to: string) {
     this.partner.delete(from);
@@ -91,9 +94,14 @@ class Model {
     if (!me.open) return; // actions on a closed client are skipped by the runner
     if (a.op === 'close') {
       if (me.name !== null) {
-        this.dropEarly(me.name, a.c, false);
-        const p = this.partner.get(me.name);
-        if (p !== undefined) this.endCall(me.name, p);
+        const name = me.name;
+        // What others sent it early is refused; what it sent others early is dropped.
+        for (const from of [...(this.early.get(name)?.keys() ?? [])]) this.dropEarly(name, from, true);
+        this.early.delete(name);
+        for (const held of this.early.values()) held.delete(name);
+        me.open = false;
+        const p = this.partner.get(name);
+        if (p !== undefined) this.endCall(name, p);
       }
       me.open = false;
       return;
@@ -127,35 +135,31 @@ class Model {
     if (a.op === 'candidate') {
       if (partner !== undefined) return this.err(a.c, 'not_in_call', ref);
       if (this.byName(to) === -1) return this.err(a.c, 'user_not_found', ref);
-      let e = this.early.get(from);
-      if (e && e.to !== to) {
-        this.dropEarly(from, a.c, true);
-        e = undefined;
-      }
-      if (!e) this.early.set(from, (e = { to, payloads: [] }));
-      if (e.payloads.length >= EARLY_CANDIDATES_MAX) return this.err(a.c, 'not_in_call', ref);
-      e.payloads.push(payload);
+      if (this.partner.has(to)) return this.err(a.c, 'not_in_call', ref);
+      const held = this.early.get(to) ?? new Map<string, string[]>();
+      this.early.set(to, held);
+      const mine = held.get(from);
+      if (mine === undefined && held.size >= EARLY_SENDERS_MAX) return this.err(a.c, 'not_in_call', ref);
+      if (mine !== undefined && mine.length >= EARLY_CANDIDATES_MAX) return this.err(a.c, 'not_in_call', ref);
+      held.set(from, [...(mine ?? []), payload]);
       return;
     }
     // offer
     if (partner !== undefined) return this.err(a.c, 'already_in_call', ref);
-    if (this.byName(to) === -1) {
-      this.dropEarly(from, a.c, true);
-      return this.err(a.c, 'user_not_found', ref);
-    }
+    if (this.byName(to) === -1) return this.err(a.c, 'user_not_found', ref);
     const theirs = this.partner.get(to);
     if (theirs !== undefined && theirs !== from) {
-      this.dropEarly(from, a.c, true);
+      this.dropEarly(to, from, true);
       return this.err(a.c, 'busy', ref);
     }
     this.partner.set(from, to);
     this.partner.set(to, from);
     this.to(to, { type: 'offer', offer: payload, name: from });
-    const e = this.early.get(from);
-    if (e && e.to === to) {
-      this.early.delete(from);
-      for (const p of e.payloads) this.to(to, { type: 'candidate', candidate: p, name: from });
-    } else this.dropEarly(from, a.c, true);
+    const held = this.early.get(to)?.get(from);
+    if (held) {
+      this.early.get(to)!.delete(from);
+      for (const p of held) this.to(to, { type: 'candidate', candidate: p, name: from });
+    }
   }
 }
 

@@ -1,9 +1,9 @@
 import * as v from 'valibot';
 import { ClientMessage } from '../protocol/client.ts';
-import { type ErrorCode, ERRORS, LOGIN_FAILURES, type LoginFailure } from '../protocol/errors.ts';
+import { type ErrorCode, ERRORS, errorMessage, LOGIN_FAILURES, type LoginFailure } from '../protocol/errors.ts';
 import { ECHO_MAX_CHARS } from '../protocol/limits.ts';
 import type { IceServer } from '../signaling/ice.ts';
-import type { Hub, LoginOutcome } from '../signaling/hub.ts';
+import type { Hub, JoinOutcome, LoginOutcome } from '../signaling/hub.ts';
 import type { Conn, Envelope, Face, Outcome } from '../signaling/types.ts';
 
 type Message<K extends ClientMessage['type']> = Extract<ClientMessage, { type: K }>;
@@ -33,7 +33,7 @@ export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): 
 
   // The outcome of an operation on a named peer: nothing on success, one error otherwise.
   const answerFor = (conn: Conn, outcome: Outcome, type: string, name: string | undefined) => {
-    if (outcome !== 'ok') reply(conn, outcome, describe(outcome, name), { name, request: type });
+    if (outcome !== 'ok') reply(conn, outcome, errorMessage(outcome, name), { name, request: type });
   };
 
   const loginReply = (conn: Conn, name: string, r: LoginOutcome) => {
@@ -91,9 +91,13 @@ export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): 
     join(conn, { room }) {
       const s = conn.data.session;
       if (s === null) return fail(conn, 'not_logged_in');
+      const answer = (r: JoinOutcome) => {
+        if (r.ok) send(conn, { type: 'joined', room, peers: r.peers });
+        else reply(conn, r.code, ERRORS[r.code], { room, request: 'join' });
+      };
       const r = hub.join(s, room);
-      if (r.ok) send(conn, { type: 'joined', room, peers: r.peers });
-      else reply(conn, r.code, ERRORS[r.code], { room, request: 'join' });
+      if (r instanceof Promise) r.then(answer);
+      else answer(r);
     },
     'leave-room'(conn, { room }) {
       const s = conn.data.session;
@@ -166,23 +170,6 @@ export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): 
       return JSON.stringify({ type: 'error', code, message, ...extra });
     },
   };
-}
-
-/** A human sentence for an outcome about a named user. */
-function describe(code: ErrorCode, name: string | undefined): string {
-  const who = name === undefined ? 'anyone' : JSON.stringify(name);
-  switch (code) {
-    case 'user_not_found':
-      return `User ${who} is not logged in.`;
-    case 'not_in_call':
-      return `You are not in a call with ${who}. Send an offer first.`;
-    case 'busy':
-      return `User ${who} is in a call with someone else.`;
-    case 'already_in_call':
-      return `You are in a call with someone else. Send leave before calling ${who}.`;
-    default:
-      return ERRORS[code];
-  }
 }
 
 function echo(value: unknown): string {

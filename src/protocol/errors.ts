@@ -19,6 +19,7 @@ export const ERRORS = {
   not_in_room: 'You are not a member of that room.',
   queue_full: 'The user is reconnecting and has too many messages waiting. Slow down or try again shortly.',
   discovery_disabled: 'This server does not list its users (it runs without --discovery).',
+  unavailable: 'The server cannot reach its cluster right now, so this could not be done. Try again shortly.',
   rate_limited: 'Too many messages. Slow down; the server closes connections that keep flooding.',
   internal: 'The server failed to handle the message. It has been logged; the connection is still usable.',
 } as const;
@@ -30,6 +31,7 @@ export const LOGIN_FAILURES = {
   invalid_name: 'Names are 1–64 characters without control characters.',
   server_full: 'The server holds as many users as it allows. Try again later.',
   unauthorized: 'Your token does not allow this name. Log in with the name in your token.',
+  unavailable: 'The server cannot reach its cluster right now. Try again shortly.',
 } as const;
 export type LoginFailure = keyof typeof LOGIN_FAILURES;
 
@@ -46,3 +48,22 @@ export const CLOSE_CODES = {
   4002: ['resumed_elsewhere', 'The session was resumed on another connection; this one is no longer used.'],
 } as const;
 export type CloseCode = keyof typeof CLOSE_CODES;
+
+/** A sentence for an error about a named user (or room), for the person behind the client. */
+export function errorMessage(code: ErrorCode, name?: string): string {
+  const who = name === undefined ? 'anyone' : JSON.stringify(name);
+  switch (code) {
+    case 'user_not_found':
+      return `User ${who} is not logged in.`;
+    case 'not_in_call':
+      return `You are not in a call with ${who}. Send an offer first.`;
+    case 'busy':
+      return `User ${who} is in a call with someone else.`;
+    case 'already_in_call':
+      return `You are in a call with someone else. Send leave before calling ${who}.`;
+    case 'queue_full':
+      return `User ${who} is reconnecting and has too many messages waiting. Try again shortly.`;
+    default:
+      return ERRORS[code];
+  }
+}

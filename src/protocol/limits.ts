@@ -26,3 +26,6 @@ export const LIST_MAX = 100;
 
 /** Bytes of randomness in a resume token (base64url: 22 characters). */
 export const RESUME_TOKEN_BYTES = 16;
+
+/** Callers whose early candidates one user holds at a time; more are refused at once. */
+export const EARLY_SENDERS_MAX = 8;

@@ -1,9 +1,9 @@
-import { type ErrorCode, ERRORS, type LoginFailure } from '../protocol/errors.ts';
-import { EARLY_CANDIDATES_MAX, EARLY_CANDIDATES_MS, LIST_MAX, RATE_STRIKES_BEFORE_CLOSE } from '../protocol/limits.ts';
+import { type ErrorCode, ERRORS, errorMessage, type LoginFailure } from '../protocol/errors.ts';
+import { EARLY_CANDIDATES_MAX, EARLY_CANDIDATES_MS, EARLY_SENDERS_MAX, LIST_MAX, RATE_STRIKES_BEFORE_CLOSE } from '../protocol/limits.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { takeToken } from './rate.ts';
 import { newToken, PRESENCE_TOPIC, Room, sameToken, Session } from './session.ts';
-import type { Conn, Delivery, Envelope, EventKind, Outcome, Presence, RelayKind } from './types.ts';
+import type { Cluster, Conn, Delivery, Envelope, EventKind, Outcome, Presence, RelayKind } from './types.ts';
 
 export type LoginOutcome =
   | { ok: true; session: Session; resumed: boolean }
@@ -56,7 +56,8 @@ export const UNLIMITED: HubLimits = {
 
 export interface HubOptions {
   delivery: Delivery;
-  presence?: Presence;
+  /** Other nodes sharing the namespace; absent, this hub is the whole namespace. */
+  cluster?: Cluster;
   log?: Logger;
   limits?: Partial<HubLimits>;
   /** A clock in milliseconds; tests may pass their own. */
@@ -79,6 +80,11 @@ const RELAY_KINDS = ['offer', 'answer', 'candidate', 'leave'] as const satisfies
  * `candidate` and `leave` travel only between linked users, or between members of a room
  * (the second kind of link). An offer to someone linked with another user is `busy`;
  * calling a second user while linked is `already_in_call`.
+ *
+ * Each rule is checked where its state lives: the sender's side checks what the sender is
+ * in (`relay`), the recipient's side what the recipient is in (`accept`). On one node both
+ * run in one call; in a cluster the envelope crosses to the recipient's node in between,
+ * and a refusal travels back as an `error` envelope.
  */
 export class Hub {
   /** Sessions hosted here, by name. A `Map`, so `__proto__` is an ordinary name. */
@@ -104,15 +110,17 @@ export class Hub {
   };
 
   private readonly delivery: Delivery;
+  readonly cluster: Cluster | undefined;
   private readonly presence: Presence;
   readonly limits: HubLimits;
   readonly log: Logger;
   readonly now: () => number;
   private sweeper: ReturnType<typeof setInterval> | undefined;
 
-  constructor({ delivery, presence = localPresence, log = silentLogger, limits, now = () => performance.now() }: HubOptions) {
+  constructor({ delivery, cluster, log = silentLogger, limits, now = () => performance.now() }: HubOptions) {
     this.delivery = delivery;
-    this.presence = presence;
+    this.cluster = cluster;
+    this.presence = cluster ?? localPresence;
     this.log = log;
     this.limits = { ...UNLIMITED, ...limits };
     this.now = now;
@@ -202,7 +210,7 @@ export class Hub {
 
   // ── sessions ────────────────────────────────────────────────────────────────
 
-  /** Claim `name` for `conn`. Synchronous on one node; a promise where presence is remote. */
+  /** Claim `name` for `conn`. Synchronous on one node; a promise where presence is shared. */
   login(conn: Conn, name: string, opts: LoginOptions = {}): LoginOutcome | Promise<LoginOutcome> {
     const identity = conn.data.identity;
     if (identity !== null && identity !== name) return this.refuse('unauthorized');
@@ -215,31 +223,35 @@ export class Hub {
     const { maxUsers } = this.limits;
     if (maxUsers > 0 && this.sessions.size + this.claiming.size >= maxUsers) return this.refuse('server_full');
     const resumable = opts.resumable === true || opts.resume !== undefined;
-    const claimed = this.presence.claim(name);
-    if (claimed === true) return this.admit(conn, name, resumable);
-    if (claimed === false) return this.refuse('name_taken');
+    const cluster = this.cluster;
+    if (cluster === undefined) return this.admit(conn, name, resumable);
+
+    // Shared presence: claim the name, then subscribe to its channel before answering,
+    // so a message sent right after the login reply already finds this node.
     this.claiming.add(name);
     conn.data.pending = true;
     const settle = () => {
       this.claiming.delete(name);
       conn.data.pending = false;
     };
-    return claimed.then(
-      (ok) => {
-        settle();
+    return cluster
+      .claim(name)
+      .then(async (ok) => {
         if (!ok) return this.refuse('name_taken');
+        await cluster.host(name);
         // The socket may have closed while the claim was in flight: give the name back.
         if (!this.connections.has(conn)) {
-          this.presence.release(name);
+          cluster.unhost(name);
+          cluster.release(name);
           return this.refuse('name_taken');
         }
         return this.admit(conn, name, resumable);
-      },
-      (err: unknown) => {
-        settle();
-        throw err;
-      },
-    );
+      })
+      .catch((err: unknown) => {
+        this.log.warn('claim_failed', { user: name, err: (err as Error).message });
+        return this.refuse('unavailable');
+      })
+      .finally(settle);
   }
 
   private refuse(reason: LoginFailure): LoginOutcome {
@@ -313,96 +325,37 @@ export class Hub {
   /** A session ends: its name is free, its partner hears `leave`, its rooms `peer-left`. */
   private end(session: Session): void {
     this.sessions.delete(session.name);
-    this.presence.release(session.name);
     clearTimeout(session.grace);
     session.queue = null;
-    this.dropEarly(session, false);
+    this.forgetEarly(session);
     if (session.partner !== null) this.leave(session);
     if (session.rooms !== null) for (const room of [...session.rooms]) this.exitRoom(session, room);
     if (this.limits.discovery) this.announce(session, false);
+    this.cluster?.unhost(session.name);
+    this.presence.release(session.name);
   }
 
   private tellPeers(session: Session, kind: 'peer-disconnected' | 'peer-reconnected'): void {
-    const partner = session.partner === null ? undefined : this.sessions.get(session.partner);
-    if (partner !== undefined) this.deliver(partner, kind, session.name, undefined);
+    if (session.partner !== null) this.route(session, { kind, from: session.name, to: session.partner });
     if (session.rooms !== null) for (const room of session.rooms) this.toRoom(room, kind, session);
   }
 
-  // ── routing ─────────────────────────────────────────────────────────────────
+  // ── routing: the sender's side ──────────────────────────────────────────────
 
   /** Forward an offer, answer or candidate from `from` to the user `to`. */
   relay(from: Session, to: string, kind: Exclude<RelayKind, 'leave'>, payload: unknown): Outcome {
     // The hot path: a message within an established call.
-    if (from.partner === to) {
-      const target = this.sessions.get(to);
-      if (target === undefined) return this.countError('user_not_found');
-      return this.deliver(target, kind, from.name, payload);
-    }
+    if (from.partner === to || from.inRoomWith(to)) return this.route(from, { kind, from: from.name, to, payload });
     if (to === from.name) return this.countError('self_target');
-    if (from.inRoomWith(to)) {
-      const target = this.sessions.get(to);
-      if (target === undefined) return this.countError('user_not_found');
-      return this.deliver(target, kind, from.name, payload);
+    if (kind === 'answer') return this.countError('not_in_call');
+    if (kind === 'candidate') {
+      // In no call, it may be a candidate sent before its offer: the callee's side holds it.
+      if (from.partner !== null) return this.countError('not_in_call');
+      return this.route(from, { kind, from: from.name, to, payload });
     }
-    if (kind === 'offer') return this.call(from, to, payload);
-    if (kind === 'candidate' && from.partner === null) return this.holdEarly(from, to, payload);
-    return this.countError('not_in_call');
-  }
-
-  /** An offer outside a call: link the two users if both are free, then deliver. */
-  private call(from: Session, to: string, payload: unknown): Outcome {
     if (from.partner !== null) return this.countError('already_in_call');
-    const target = this.sessions.get(to);
-    if (target === undefined) {
-      this.dropEarly(from, true);
-      return this.countError('user_not_found');
-    }
-    if (target.partner !== null && target.partner !== from.name) {
-      this.dropEarly(from, true);
-      return this.countError('busy');
-    }
-    from.partner = to;
-    target.partner = from.name;
-    const outcome = this.deliver(target, 'offer', from.name, payload);
-    const early = from.early;
-    if (early !== null && early.to === to) {
-      from.early = null;
-      this.holding.delete(from);
-      for (const p of early.payloads) this.deliver(target, 'candidate', from.name, p);
-    } else this.dropEarly(from, true);
-    return outcome;
-  }
-
-  /** Hold a candidate sent before its offer (some stacks gather before they offer). */
-  private holdEarly(from: Session, to: string, payload: unknown): Outcome {
-    // Holding is for a call about to start; to a user who is not here it is an error now.
-    if (!this.sessions.has(to)) return this.countError('user_not_found');
-    let early = from.early;
-    if (early !== null && early.to !== to) {
-      this.dropEarly(from, true);
-      early = null;
-    }
-    if (early === null) {
-      early = from.early = { to, since: this.now(), payloads: [] };
-      this.holding.add(from);
-    }
-    if (early.payloads.length >= EARLY_CANDIDATES_MAX) return this.countError('not_in_call');
-    early.payloads.push(payload);
-    return 'ok';
-  }
-
-  /** Drop held candidates; `report` tells the sender, one error per candidate. */
-  private dropEarly(session: Session, report: boolean): void {
-    const early = session.early;
-    if (early === null) return;
-    session.early = null;
-    this.holding.delete(session);
-    if (!report || session.conn === null) return;
-    const message = `You are not in a call with ${JSON.stringify(early.to)}: a candidate sent before an offer was not delivered.`;
-    for (let i = 0; i < early.payloads.length; i++) {
-      this.countError('not_in_call');
-      session.conn.send(session.face.error('not_in_call', message, { name: early.to, request: 'candidate' }));
-    }
+    from.partner = to; // undone if the callee refuses
+    return this.route(from, { kind, from: from.name, to, payload });
   }
 
   /**
@@ -410,24 +363,151 @@ export class Hub {
    * room members who are not in a 1:1 call, `leave` is relayed and changes nothing else.
    */
   leave(from: Session, to: string | undefined = from.partner ?? undefined): Outcome {
-    if (to !== undefined && from.partner !== to && to !== from.name && from.inRoomWith(to)) {
-      const target = this.sessions.get(to);
-      return target === undefined ? this.countError('user_not_found') : this.deliver(target, 'leave', from.name, undefined);
+    if (to === undefined) return this.countError('not_in_call');
+    if (to === from.name) return this.countError('self_target');
+    if (from.partner === to) from.partner = null;
+    else if (!from.inRoomWith(to)) return this.countError('not_in_call');
+    return this.route(from, { kind: 'leave', from: from.name, to });
+  }
+
+  /** Carry an envelope to its recipient: here, or through the cluster. */
+  private route(from: Session, env: Envelope): Outcome {
+    const target = this.sessions.get(env.to);
+    if (target !== undefined) {
+      const outcome = this.accept(env, target);
+      if (outcome !== 'ok') this.refused(from, env, outcome);
+      return outcome;
     }
-    if (to === undefined || from.partner !== to) return this.countError(to === from.name ? 'self_target' : 'not_in_call');
-    from.partner = null;
-    const target = this.sessions.get(to);
-    if (target === undefined) return 'ok';
-    if (target.partner === from.name) target.partner = null;
-    return this.deliver(target, 'leave', from.name, undefined);
+    const cluster = this.cluster;
+    if (cluster === undefined) {
+      this.refused(from, env, 'user_not_found');
+      return this.countError('user_not_found');
+    }
+    env.node = cluster.node;
+    cluster.send(env).then(
+      (n) => n === 0 && this.bounced(env, 'user_not_found'),
+      () => this.bounced(env, 'unavailable'),
+    );
+    return 'ok';
+  }
+
+  /** A refusal comes back: undo what the sender's side assumed (a call it offered). */
+  private refused(from: Session, env: Envelope, code: ErrorCode): void {
+    if (env.kind === 'offer' && from.partner === env.to && code !== 'queue_full') from.partner = null;
+    if (code === 'busy' || code === 'user_not_found') this.log.debug('refused', { user: from.name, to: env.to, code });
+  }
+
+  /** A refusal decided after `relay` returned (on another node, or later): tell the sender. */
+  private bounced(env: Envelope, code: ErrorCode): void {
+    if (env.kind !== 'offer' && env.kind !== 'answer' && env.kind !== 'candidate' && env.kind !== 'leave') return;
+    const sender = this.sessions.get(env.from);
+    if (sender !== undefined) return this.tell(sender, env.to, env.kind, code);
+    // The sender is on another node: the refusal travels back to it.
+    this.cluster?.send({ kind: 'error', from: env.to, to: env.from, code, request: env.kind, node: this.cluster.node }).catch(() => {});
+  }
+
+  private tell(sender: Session, about: string, request: string, code: ErrorCode): void {
+    this.refused(sender, { kind: request as RelayKind, from: sender.name, to: about }, code);
+    this.countError(code);
+    sender.conn?.send(sender.face.error(code, errorMessage(code, about), { name: about, request }));
+  }
+
+  // ── routing: the recipient's side ───────────────────────────────────────────
+
+  /** An envelope from another node (the cluster calls this for every message on a user's channel). */
+  receiveEnvelope(env: Envelope): void {
+    const target = this.sessions.get(env.to);
+    if (target === undefined) return; // moved or gone; the sender learns from the receiver count
+    if (env.kind === 'error') return this.tell(target, env.from, env.request ?? '', env.code ?? 'internal');
+    const outcome = this.accept(env, target);
+    if (outcome !== 'ok') this.bounced(env, outcome);
+  }
+
+  /** The recipient's rules: is `env.from` linked to `target` (or about to be, by this offer)? */
+  private accept(env: Envelope, target: Session): Outcome {
+    const from = env.from;
+    const linked = target.partner === from || target.inRoomWith(from);
+    switch (env.kind) {
+      case 'offer':
+        if (linked) return this.deliver(target, env);
+        if (target.partner !== null) {
+          this.dropEarly(target, from, true);
+          return this.countError('busy');
+        }
+        target.partner = from;
+        return this.deliverOffer(target, env);
+      case 'answer':
+        return linked ? this.deliver(target, env) : this.countError('not_in_call');
+      case 'candidate':
+        if (linked) return this.deliver(target, env);
+        return target.partner === null ? this.holdEarly(target, from, env.payload) : this.countError('not_in_call');
+      case 'leave':
+        if (target.partner === from) target.partner = null;
+        return this.deliver(target, env);
+      default:
+        // Events about a peer (peer-disconnected, peer-reconnected) need no link check.
+        return this.deliver(target, env);
+    }
+  }
+
+  /** A new call's offer, then the candidates its caller sent before it. */
+  private deliverOffer(target: Session, env: Envelope): Outcome {
+    const outcome = this.deliver(target, env);
+    const early = target.early?.get(env.from);
+    if (early !== undefined) {
+      this.forgetSender(target, env.from);
+      for (const payload of early.payloads) this.deliver(target, { kind: 'candidate', from: env.from, to: target.name, payload });
+    }
+    return outcome;
+  }
+
+  /** Hold a candidate sent before its offer (some stacks gather before they offer). */
+  private holdEarly(target: Session, from: string, payload: unknown): Outcome {
+    const early = (target.early ??= new Map());
+    let held = early.get(from);
+    if (held === undefined) {
+      if (early.size >= EARLY_SENDERS_MAX) return this.countError('not_in_call');
+      early.set(from, (held = { since: this.now(), payloads: [] }));
+      this.holding.add(target);
+    }
+    if (held.payloads.length >= EARLY_CANDIDATES_MAX) return this.countError('not_in_call');
+    held.payloads.push(payload);
+    return 'ok';
+  }
+
+  /** Drop what `from` sent `target` early; `report` tells the sender, one error per candidate. */
+  private dropEarly(target: Session, from: string, report: boolean): void {
+    const held = target.early?.get(from);
+    if (held === undefined) return;
+    this.forgetSender(target, from);
+    if (!report) return;
+    for (let i = 0; i < held.payloads.length; i++) {
+      this.bounced({ kind: 'candidate', from, to: target.name }, 'not_in_call');
+    }
+  }
+
+  private forgetSender(target: Session, from: string): void {
+    target.early?.delete(from);
+    if (target.early?.size === 0) {
+      target.early = null;
+      this.holding.delete(target);
+    }
+  }
+
+  /** A session ends: nothing it held, and nothing held from it, is delivered later. */
+  private forgetEarly(session: Session): void {
+    if (session.early !== null) {
+      for (const from of session.early.keys()) this.dropEarly(session, from, true);
+    }
+    for (const target of this.holding) this.forgetSender(target, session.name);
   }
 
   /** Deliver to one user: one publish on its topic, or into its queue while it reconnects. */
-  private deliver(target: Session, kind: RelayKind | EventKind, from: string, payload: unknown): Outcome {
-    const frame = target.face.render({ kind, from, to: target.name, payload });
+  private deliver(target: Session, env: Envelope): Outcome {
+    const frame = target.face.render(env);
     if (target.conn === null) return this.enqueue(target, frame);
     if (this.delivery.publish(target.topic, frame) === 0) return this.countError('user_not_found');
-    if (kind in this.stats.relayed) this.stats.relayed[kind as RelayKind]++;
+    if (env.kind in this.stats.relayed) this.stats.relayed[env.kind as RelayKind]++;
     return 'ok';
   }
 
@@ -445,20 +525,41 @@ export class Hub {
 
   // ── rooms ───────────────────────────────────────────────────────────────────
 
-  join(session: Session, name: string): JoinOutcome {
+  join(session: Session, name: string): JoinOutcome | Promise<JoinOutcome> {
     const { roomSize, roomsPerUser } = this.limits;
-    let room = this.rooms.get(name);
+    const room = this.rooms.get(name);
     if (room !== undefined && room.members.has(session.name)) return { ok: true, peers: this.peersOf(room, session) };
     if (roomsPerUser > 0 && (session.rooms?.size ?? 0) >= roomsPerUser) return { ok: false, code: this.countError('too_many_rooms') };
-    if (room !== undefined && roomSize > 0 && room.members.size >= roomSize) return { ok: false, code: this.countError('room_full') };
-    if (room === undefined) this.rooms.set(name, (room = new Room(name)));
+    const cluster = this.cluster;
+    if (cluster === undefined) {
+      if (room !== undefined && roomSize > 0 && room.members.size >= roomSize) return { ok: false, code: this.countError('room_full') };
+      return this.enter(session, room ?? this.openRoom(name), room === undefined ? [] : [...room.members]);
+    }
+    return cluster.joinRoom(name, session.name, roomSize).then(
+      (members) => {
+        if (members === null) return { ok: false, code: this.countError('room_full') } as const;
+        if (!this.sessions.has(session.name)) return { ok: false, code: this.countError('not_logged_in') } as const;
+        const current = this.rooms.get(name) ?? this.openRoom(name);
+        for (const m of members) if (m !== session.name) current.members.add(m);
+        return this.enter(session, current, this.peersOf(current, session));
+      },
+      () => ({ ok: false, code: this.countError('unavailable') }) as const,
+    );
+  }
+
+  private openRoom(name: string): Room {
+    const room = new Room(name);
+    this.rooms.set(name, room);
+    return room;
+  }
+
+  private enter(session: Session, room: Room, peers: string[]): JoinOutcome {
     // Tell the others before subscribing, so the joiner does not hear about itself.
     this.toRoom(room, 'peer-joined', session);
-    const peers = [...room.members];
     room.members.add(session.name);
     (session.rooms ??= new Set()).add(room);
     session.conn?.subscribe(room.topic);
-    this.log.info('join', { user: session.name, room: name, members: room.members.size });
+    this.log.info('join', { user: session.name, room: room.name, members: room.members.size });
     return { ok: true, peers };
   }
 
@@ -474,18 +575,39 @@ export class Hub {
     session.rooms?.delete(room);
     if (session.rooms?.size === 0) session.rooms = null;
     session.conn?.unsubscribe(room.topic);
-    if (room.members.size === 0) this.rooms.delete(room.name);
-    else this.toRoom(room, 'peer-left', session);
+    this.cluster?.leaveRoom(room.name, session.name);
+    this.toRoom(room, 'peer-left', session);
+    this.dropRoomIfUnused(room);
     this.log.info('leave_room', { user: session.name, room: room.name });
+  }
+
+  /** Forget a room no local session is in (other nodes keep their own view of it). */
+  private dropRoomIfUnused(room: Room): void {
+    for (const m of room.members) if (this.sessions.has(m)) return;
+    this.rooms.delete(room.name);
   }
 
   private peersOf(room: Room, session: Session): string[] {
     return [...room.members].filter((m) => m !== session.name);
   }
 
-  /** A room event: one publish on the room's topic, rendered once. */
+  /** A room event: one publish on the room's topic, rendered once, and to the other nodes. */
   private toRoom(room: Room, kind: EventKind, about: Session): void {
-    this.delivery.publish(room.topic, about.face.render({ kind, from: about.name, to: '', room: room.name }));
+    const env: Envelope = { kind, from: about.name, to: '', room: room.name };
+    this.delivery.publish(room.topic, about.face.render(env));
+    if (this.cluster !== undefined) {
+      env.node = this.cluster.node;
+      this.cluster.roomEvent(env);
+    }
+  }
+
+  /** A room event from another node: keep the member list, tell the members here. */
+  receiveRoomEvent(env: Envelope, face: { render(env: Envelope): string }): void {
+    const room = env.room === undefined ? undefined : this.rooms.get(env.room);
+    if (room === undefined) return;
+    if (env.kind === 'peer-joined') room.members.add(env.from);
+    if (env.kind === 'peer-left') room.members.delete(env.from);
+    this.delivery.publish(room.topic, face.render(env));
   }
 
   /** The members of the rooms `session` is in, for snapshots after a resume. */
@@ -551,8 +673,8 @@ export class Hub {
         conn.close(4000, 'login timeout');
       }
     }
-    for (const session of this.holding) {
-      if (now - session.early!.since >= EARLY_CANDIDATES_MS) this.dropEarly(session, true);
+    for (const target of this.holding) {
+      for (const [from, held] of target.early!) if (now - held.since >= EARLY_CANDIDATES_MS) this.dropEarly(target, from, true);
     }
   }
 }

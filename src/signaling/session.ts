@@ -7,9 +7,8 @@ export const roomTopic = (name: string): string => `room:${name}`;
 /** Subscribers receive a `presence` event whenever a user logs in or out (discovery). */
 export const PRESENCE_TOPIC = 'presence';
 
-/** Candidates a caller sent before its offer, waiting for it (see EARLY_CANDIDATES_*). */
+/** Candidates a caller sent before its offer, held by the callee's session (see EARLY_CANDIDATES_*). */
 export interface EarlyCandidates {
-  to: string;
   since: number;
   payloads: unknown[];
 }
@@ -31,7 +30,8 @@ export class Session {
   readonly topic: string;
   /** The user this one is in a 1:1 call with: the seed's `otherName`, made by an offer. */
   partner: string | null = null;
-  early: EarlyCandidates | null = null;
+  /** Candidates other users sent to this one before their offer, by sender. */
+  early: Map<string, EarlyCandidates> | null = null;
   /** Rooms this user is in (null until the first join: most users never join one). */
   rooms: Set<Room> | null = null;
   /** The token that resumes this session, when the client asked for one. */

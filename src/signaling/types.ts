@@ -11,11 +11,16 @@ export type EventKind = 'peer-joined' | 'peer-left' | 'peer-disconnected' | 'pee
  * rendered for each recipient's face. `to` is a user, or empty for a room or presence event.
  */
 export interface Envelope {
-  kind: RelayKind | EventKind;
+  kind: RelayKind | EventKind | 'error';
   from: string;
   to: string;
   payload?: unknown;
   room?: string;
+  /** For `error` envelopes (a refusal travelling back to the sender's node). */
+  code?: ErrorCode;
+  request?: string;
+  /** The node that sent it (cluster only). */
+  node?: string;
 }
 
 /** A face renders core events in its wire format (the seed JSON, later PeerJS). */
@@ -73,6 +78,26 @@ export interface Delivery {
 export interface Presence {
   claim(name: string): boolean | Promise<boolean>;
   release(name: string): void;
+}
+
+/**
+ * What the hub needs from the other nodes of a cluster (src/cluster/ implements it on
+ * Redis). Every call may fail while the shared store is unreachable; the hub turns that
+ * into `unavailable` for the client.
+ */
+export interface Cluster extends Presence {
+  readonly node: string;
+  claim(name: string): Promise<boolean>;
+  /** Envelopes for `name` reach this node from now on (its channel is subscribed). */
+  host(name: string): Promise<void>;
+  unhost(name: string): void;
+  /** Deliver to a user hosted elsewhere: resolves to how many nodes got it (0 = nobody has that user). */
+  send(env: Envelope): Promise<number>;
+  /** Join a room shared by the nodes: every member after joining, or null when it is full. */
+  joinRoom(room: string, name: string, limit: number): Promise<string[] | null>;
+  leaveRoom(room: string, name: string): void;
+  /** A room event for the other nodes with members in the room. */
+  roomEvent(env: Envelope): void;
 }
 
 export type Outcome = 'ok' | ErrorCode;
