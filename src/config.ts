@@ -84,6 +84,19 @@ export const OPTIONS = {
   queueBytes: option({ schema: integer(1024, 64 * 1024 * 1024), default: 262144, arg: 'bytes', help: 'Bytes queued for a user in its grace period; more get queue_full' }),
   discovery: option({ schema: boolean, default: false, help: 'Let clients list logged-in users (list message, GET /users) and watch presence' }),
 
+  // Cluster
+  redis: option({
+    schema: v.pipe(v.string(), v.check((s) => s === '' || /^(redis|rediss|valkey|valkeys):\/\/[^\s]+$/.test(s), 'must be a redis:// or rediss:// URL')),
+    default: '',
+    arg: 'url',
+    help: 'Share names and delivery with other nodes through Redis/Valkey: redis://[user:pass@]host:port/db or rediss://',
+  }),
+  redisPrefix: option({ schema: text, default: 'signalbox:', arg: 'prefix', help: 'Prefix of every Redis key and channel (several deployments can share a Redis)' }),
+  presenceTtlMs: option({ schema: integer(300, 600_000), default: 10000, arg: 'ms', help: "With --redis: how long a crashed node's names outlive it; partners hear leave within 1.5x this" }),
+  nodeId: option({ schema: text, default: '', arg: 'id', help: 'With --redis: this node\'s name in Redis (default: random)' }),
+  workers: option({ schema: integer(1, 256), default: 1, arg: 'n', help: 'Run n server processes on one port (needs --redis): one per core' }),
+  reusePort: option({ schema: boolean, default: false, help: 'Let several processes listen on the same port (set by --workers)' }),
+
   // ICE servers handed to clients
   stun: option({ schema: list, default: '', arg: 'url', help: 'STUN server URL for clients (repeatable, or comma-separated)' }),
   turnUrl: option({ schema: list, default: '', arg: 'url', help: 'TURN server URL for clients (repeatable, or comma-separated)' }),
@@ -161,6 +174,7 @@ export function parseCli(argv: readonly string[], env: Record<string, string | u
     }
     config[name] = result.output;
   }
+  if ((config.workers as number) > 1 && !config.redis) throw new ConfigError('--workers needs --redis: the processes share their users through it');
   if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
     throw new ConfigError(`${config.tlsCert ? '--tls-key' : '--tls-cert'} is required with ${config.tlsCert ? '--tls-cert' : '--tls-key'}`);
   }

@@ -1,7 +1,9 @@
 import { createBunServer } from '../src/adapter/bun.ts';
 import { type Config, parseCli } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
+import { RedisCluster } from '../src/cluster/redis.ts';
 import type { Hub } from '../src/signaling/hub.ts';
+import { type RedisProcess, requireRedis, startRedis } from './redis.ts';
 
 export type Json = Record<string, any>;
 
@@ -24,6 +26,7 @@ export interface TestServer {
  */
 export async function startServer(overrides: Partial<Config> = {}): Promise<TestServer> {
   const target = process.env.SIGNALBOX_TARGET ?? 'bun';
+  if (target === 'cluster') return startCluster(overrides);
   if (target !== 'bun') throw new Error(`unknown SIGNALBOX_TARGET ${target}`);
   const cli = parseCli([]);
   if (cli.kind !== 'run') throw new Error('unreachable');
@@ -37,6 +40,45 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
     subscribers: (topic) => app.server.subscriberCount(topic),
     health: async () => (await (await fetch(`${http}/healthz`)).json()) as Json,
     stop: () => app.stop(),
+  };
+}
+
+let sharedRedis: Promise<RedisProcess> | undefined;
+let clusters = 0;
+
+/**
+ * `SIGNALBOX_TARGET=cluster`: two nodes sharing one namespace through a real Redis.
+ * Each read of `url` picks the next node, so consecutive clients land on different nodes.
+ */
+export async function startCluster(overrides: Partial<Config> = {}, nodes = 2): Promise<TestServer> {
+  if (!requireRedis('the cluster target')) throw new Error('redis-server missing');
+  const redis = await (sharedRedis ??= startRedis());
+  const cli = parseCli([]);
+  if (cli.kind !== 'run') throw new Error('unreachable');
+  const prefix = `t${process.pid}-${++clusters}:`;
+  const config: Config = { ...cli.config, host: '127.0.0.1', port: 0, redis: redis.url, redisPrefix: prefix, presenceTtlMs: 2000, ...overrides };
+  const apps: Array<ReturnType<typeof createBunServer>> = [];
+  for (let i = 0; i < nodes; i++) {
+    const cluster = new RedisCluster({ url: config.redis, prefix, presenceTtlMs: config.presenceTtlMs, node: `n${i + 1}`, log: silentLogger });
+    await cluster.connect();
+    apps.push(createBunServer({ config, log: silentLogger, version: 'test', cluster }));
+  }
+  let next = 0;
+  const http = `http://127.0.0.1:${apps[0]!.server.port}`;
+  return {
+    get url() {
+      const app = apps[next++ % apps.length]!;
+      return `ws://127.0.0.1:${app.server.port}/`;
+    },
+    http,
+    // The cluster's totals: every node's counts added up.
+    health: async () => {
+      const all = await Promise.all(apps.map(async (a) => (await (await fetch(`http://127.0.0.1:${a.server.port}/healthz`)).json()) as Json));
+      return { ...all[0], connections: all.reduce((n, h) => n + h.connections, 0), users: all.reduce((n, h) => n + h.users, 0) };
+    },
+    stop: async () => {
+      await Promise.all(apps.map((a) => a.stop()));
+    },
   };
 }
 

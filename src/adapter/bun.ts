@@ -1,5 +1,6 @@
 import type { Server, ServerWebSocket } from 'bun';
 import { createApp, type Upgrade } from '../app.ts';
+import type { RedisCluster } from '../cluster/redis.ts';
 import type { Config } from '../config.ts';
 import { createSeedFace } from '../face/seed.ts';
 import type { Logger } from '../log.ts';
@@ -11,6 +12,8 @@ export interface BunServerOptions {
   config: Config;
   log: Logger;
   version: string;
+  /** Connected already (see createRedisCluster), when the namespace is shared. */
+  cluster?: RedisCluster;
 }
 
 export type BunSocket = ServerWebSocket<ConnState>;
@@ -19,13 +22,14 @@ export type BunSocket = ServerWebSocket<ConnState>;
  * signalbox on Bun: Hono routes HTTP and the upgrade, Bun's native WebSocket server owns
  * the sockets, and delivery to a user is one `server.publish` on the user's topic.
  */
-export function createBunServer({ config, log, version }: BunServerOptions) {
+export function createBunServer({ config, log, version, cluster }: BunServerOptions) {
   let server: Server<ConnState> | undefined;
   // `server.publish` (not `ws.publish`) so a sender subscribed to the topic still counts.
   const delivery: Delivery = { publish: (topic, frame) => server!.publish(topic, frame) };
-  const hub = new Hub({ delivery, log, limits: config });
+  const hub = new Hub({ delivery, cluster, log, limits: config });
   const iceServers = createIceServers({ ...config, turnUrls: config.turnUrl });
   const seed = createSeedFace(hub, { iceServers });
+  cluster?.attach(hub, seed);
 
   const upgrade: Upgrade = (c, data, protocol) => {
     const srv = c.env as Server<ConnState>;
@@ -42,6 +46,7 @@ export function createBunServer({ config, log, version }: BunServerOptions) {
   server = Bun.serve<ConnState>({
     port: config.port,
     hostname: config.host,
+    reusePort: config.reusePort,
     fetch: app.fetch,
     tls: config.tlsCert ? { cert: Bun.file(config.tlsCert), key: Bun.file(config.tlsKey) } : undefined,
     websocket: {
@@ -76,6 +81,7 @@ export function createBunServer({ config, log, version }: BunServerOptions) {
       while (hub.connections.size > 0 && Date.now() < deadline) await Bun.sleep(10);
       hub.stop();
       await Promise.race([server!.stop(true), listening]);
+      await cluster?.stop();
     },
   };
 }

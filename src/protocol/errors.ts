@@ -46,6 +46,7 @@ export const CLOSE_CODES = {
   4000: ['login_timeout', 'No login arrived in time after connecting. Log in right after the connection opens.'],
   4001: ['rate_limited', 'The connection kept sending after rate_limited errors. Reconnect and slow down.'],
   4002: ['resumed_elsewhere', 'The session was resumed on another connection; this one is no longer used.'],
+  4003: ['name_lost', 'In a cluster, another node took the name while this one was cut off from Redis. Log in again.'],
 } as const;
 export type CloseCode = keyof typeof CLOSE_CODES;
 

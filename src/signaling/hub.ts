@@ -616,6 +616,45 @@ export class Hub {
     return [...session.rooms].map((room) => ({ room: room.name, peers: this.peersOf(room, session) }));
   }
 
+  // ── other nodes ─────────────────────────────────────────────────────────────
+
+  /** Users elsewhere that users here are linked to: call partners and room members. */
+  remotePeers(): Set<string> {
+    const peers = new Set<string>();
+    for (const s of this.sessions.values()) if (s.partner !== null && !this.sessions.has(s.partner)) peers.add(s.partner);
+    for (const room of this.rooms.values()) for (const m of room.members) if (!this.sessions.has(m)) peers.add(m);
+    return peers;
+  }
+
+  /** A user on another node is gone without a word (its node died): unlink it here. */
+  forgetRemote(name: string): void {
+    for (const s of this.sessions.values()) {
+      if (s.partner !== name) continue;
+      s.partner = null;
+      this.deliver(s, { kind: 'leave', from: name, to: s.name });
+    }
+    for (const room of this.rooms.values()) {
+      if (!room.members.delete(name)) continue;
+      const face = this.sessions.get(room.members.values().next().value ?? '')?.face;
+      if (face !== undefined) this.delivery.publish(room.topic, face.render({ kind: 'peer-left', from: name, to: '', room: room.name }));
+      this.dropRoomIfUnused(room);
+    }
+  }
+
+  /** The name now belongs to another node (after a store outage): end the session here. */
+  evict(name: string, reason: string): void {
+    const session = this.sessions.get(name);
+    if (session === undefined) return;
+    this.log.warn('evicted', { user: name, reason });
+    const conn = session.conn;
+    session.token = null;
+    if (conn !== null) {
+      conn.data.session = null;
+      conn.close(4003, reason);
+    }
+    this.end(session);
+  }
+
   // ── discovery ───────────────────────────────────────────────────────────────
 
   /** One page of logged-in names after `cursor`, in code-point order. */

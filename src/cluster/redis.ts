@@ -1,0 +1,259 @@
+import { RedisClient } from 'bun';
+import type { Logger } from '../log.ts';
+import type { Hub } from '../signaling/hub.ts';
+import type { Cluster, Envelope, Face } from '../signaling/types.ts';
+
+export interface RedisClusterOptions {
+  url: string;
+  /** Prefix of every key and channel, so several deployments can share one Redis. */
+  prefix?: string;
+  /** A name is held this long past the last refresh: the bound on a crashed node's names. */
+  presenceTtlMs?: number;
+  node?: string;
+  log: Logger;
+}
+
+// Release a name only if this node still holds it (after an outage another may).
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+// Keep a name alive: extend it, take it back if Redis lost it, report it if another node has it.
+const REFRESH = `local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0`;
+// Join a room unless it is full; answer every member (nil when full).
+const JOIN = `if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  if tonumber(ARGV[3]) > 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return false end
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return redis.call('HKEYS', KEYS[1])`;
+
+/**
+ * Many signalbox nodes, one namespace, on Redis (or Valkey) pub/sub. A name is a key
+ * (`SET NX PX`, refreshed while its session lives); a user is a channel, so delivery to a
+ * user on another node is one PUBLISH, and a PUBLISH nobody receives means the user is
+ * gone; a room is a hash of members and a channel for its events.
+ *
+ * Bun's Redis client reconnects by itself but does not restore subscriptions, and
+ * subscribing again on the same client delivers every message twice. So the subscriber
+ * is ours to manage: when it drops, a fresh client subscribes to everything at once.
+ */
+export class RedisCluster implements Cluster {
+  readonly node: string;
+  private readonly url: string;
+  private readonly prefix: string;
+  private readonly ttl: number;
+  private readonly log: Logger;
+  private readonly cmd: RedisClient;
+  private sub: RedisClient | undefined;
+  private hub: Hub | undefined;
+  private face: Face | undefined;
+  /** Channels this node listens on: users it hosts, rooms it has members in. */
+  private readonly channels = new Set<string>();
+  private readonly roomMembersHere = new Map<string, number>();
+  private scripts = { release: '', refresh: '', join: '' };
+  private timers: Array<ReturnType<typeof setInterval>> = [];
+  private stopped = false;
+  /** When the command connection last came back: liveness checks wait for names to be re-claimed. */
+  private reconnectedAt = 0;
+  private subscriberUp = false;
+
+  constructor({ url, prefix = 'signalbox:', presenceTtlMs = 10_000, node, log }: RedisClusterOptions) {
+    this.url = url;
+    this.prefix = prefix;
+    this.ttl = presenceTtlMs;
+    this.log = log;
+    this.node = node ?? crypto.randomUUID().slice(0, 8);
+    // Fail fast while Redis is away: the client gets `unavailable` instead of a stall.
+    this.cmd = new RedisClient(url, { enableOfflineQueue: false, autoReconnect: true, maxRetries: 1_000_000 });
+  }
+
+  private userKey = (name: string) => `${this.prefix}user:${name}`;
+  private userChannel = (name: string) => `${this.prefix}u:${name}`;
+  private roomKey = (room: string) => `${this.prefix}room:${room}`;
+  private roomChannel = (room: string) => `${this.prefix}r:${room}`;
+
+  /** Connect both clients and load the scripts; fails if Redis cannot be reached. */
+  async connect(): Promise<void> {
+    await this.cmd.connect();
+    await this.loadScripts();
+    this.cmd.onclose = (err) => this.log.warn('redis_down', { err: err?.message });
+    this.cmd.onconnect = () => {
+      this.log.info('redis_up', { node: this.node });
+      this.reconnectedAt = Date.now();
+      void this.recover();
+    };
+    await this.connectSubscriber();
+  }
+
+  /** Serve `hub`: deliver what arrives to it, refresh its names, watch its remote peers. */
+  attach(hub: Hub, face: Face): void {
+    this.hub = hub;
+    this.face = face;
+    this.timers.push(setInterval(() => void this.refresh(), Math.max(100, Math.floor(this.ttl / 3))));
+    this.timers.push(setInterval(() => void this.checkPeers(), Math.max(100, Math.floor(this.ttl / 2))));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.sub?.close();
+    this.cmd.close();
+  }
+
+  get ready(): boolean {
+    return this.cmd.connected && this.subscriberUp;
+  }
+
+  private async loadScripts() {
+    const load = (src: string) => this.cmd.send('SCRIPT', ['LOAD', src]) as Promise<string>;
+    this.scripts = { release: await load(RELEASE), refresh: await load(REFRESH), join: await load(JOIN) };
+  }
+
+  /** Redis came back (perhaps empty): scripts, names and room memberships again. */
+  private async recover() {
+    try {
+      await this.loadScripts();
+      await this.refresh();
+      for (const [room] of this.roomMembersHere) {
+        const members = this.hub?.rooms.get(room)?.members ?? [];
+        for (const m of members) if (this.hub?.sessions.has(m)) await this.cmd.send('HSET', [this.roomKey(room), m, this.node]);
+      }
+    } catch (err) {
+      this.log.warn('redis_recover_failed', { err: (err as Error).message });
+    }
+  }
+
+  // ── the subscriber ──────────────────────────────────────────────────────────
+
+  private readonly onMessage = (message: string, channel: string) => {
+    let env: Envelope;
+    try {
+      env = JSON.parse(message);
+    } catch {
+      return this.log.warn('redis_bad_message', { channel });
+    }
+    if (channel.startsWith(`${this.prefix}r:`)) {
+      if (env.node !== this.node) this.hub?.receiveRoomEvent(env, this.face!);
+    } else this.hub?.receiveEnvelope(env);
+  };
+
+  private async connectSubscriber(): Promise<void> {
+    let delay = 50;
+    while (!this.stopped) {
+      const sub = new RedisClient(this.url, { autoReconnect: false, enableOfflineQueue: false });
+      try {
+        await sub.connect();
+        // Every channel in one command, on a client that has never subscribed before.
+        const channels = [...this.channels];
+        if (channels.length > 0) await sub.subscribe(channels, this.onMessage);
+        sub.onclose = () => {
+          if (this.sub !== sub || this.stopped) return;
+          this.subscriberUp = false;
+          this.log.warn('redis_subscriber_down', { node: this.node });
+          void this.connectSubscriber();
+        };
+        this.sub = sub;
+        this.subscriberUp = true;
+        if (channels.length > 0) this.log.info('redis_resubscribed', { channels: channels.length });
+        return;
+      } catch {
+        sub.close();
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 2000);
+      }
+    }
+  }
+
+  private async listen(channel: string) {
+    this.channels.add(channel);
+    if (this.subscriberUp) await this.sub!.subscribe(channel, this.onMessage);
+  }
+
+  private unlisten(channel: string) {
+    this.channels.delete(channel);
+    if (this.subscriberUp) this.sub!.unsubscribe(channel, this.onMessage).catch(() => {});
+  }
+
+  // ── Cluster ─────────────────────────────────────────────────────────────────
+
+  async claim(name: string): Promise<boolean> {
+    return (await this.cmd.send('SET', [this.userKey(name), this.node, 'NX', 'PX', String(this.ttl)])) === 'OK';
+  }
+
+  release(name: string): void {
+    this.cmd.send('EVALSHA', [this.scripts.release, '1', this.userKey(name), this.node]).catch(() => {});
+  }
+
+  async host(name: string): Promise<void> {
+    if (!this.subscriberUp) throw new Error('redis subscriber down');
+    await this.listen(this.userChannel(name));
+  }
+
+  unhost(name: string): void {
+    this.unlisten(this.userChannel(name));
+  }
+
+  send(env: Envelope): Promise<number> {
+    return this.cmd.publish(this.userChannel(env.to), JSON.stringify(env));
+  }
+
+  async joinRoom(room: string, name: string, limit: number): Promise<string[] | null> {
+    const members = (await this.cmd.send('EVALSHA', [this.scripts.join, '1', this.roomKey(room), name, this.node, String(limit)])) as string[] | null;
+    if (members === null) return null;
+    const n = this.roomMembersHere.get(room) ?? 0;
+    this.roomMembersHere.set(room, n + 1);
+    if (n === 0) await this.listen(this.roomChannel(room));
+    return members;
+  }
+
+  leaveRoom(room: string, name: string): void {
+    this.cmd.send('HDEL', [this.roomKey(room), name]).catch(() => {});
+    const n = (this.roomMembersHere.get(room) ?? 1) - 1;
+    if (n > 0) return void this.roomMembersHere.set(room, n);
+    this.roomMembersHere.delete(room);
+    this.unlisten(this.roomChannel(room));
+  }
+
+  roomEvent(env: Envelope): void {
+    if (env.room === undefined) return;
+    this.cmd.publish(this.roomChannel(env.room), JSON.stringify(env)).catch(() => {});
+  }
+
+  // ── keeping names alive, noticing dead peers ────────────────────────────────
+
+  private async refresh() {
+    const hub = this.hub;
+    if (hub === undefined || !this.cmd.connected) return;
+    const names = [...hub.sessions.keys()];
+    const ttl = String(this.ttl);
+    const results = await Promise.allSettled(
+      names.map((n) => this.cmd.send('EVALSHA', [this.scripts.refresh, '1', this.userKey(n), this.node, ttl])),
+    );
+    results.forEach((r, i) => {
+      // Another node took the name while Redis forgot ours: the name is theirs now.
+      if (r.status === 'fulfilled' && r.value === 0) hub.evict(names[i]!, 'name claimed on another node');
+    });
+  }
+
+  /** Users on other nodes linked to users here: if their name is gone, so are they. */
+  private async checkPeers() {
+    const hub = this.hub;
+    if (hub === undefined || !this.cmd.connected) return;
+    // Right after Redis came back, names are still being re-claimed: do not mistake that for death.
+    if (Date.now() - this.reconnectedAt < this.ttl) return;
+    const remote = [...hub.remotePeers()];
+    if (remote.length === 0) return;
+    try {
+      const held = (await this.cmd.send('MGET', remote.map(this.userKey))) as Array<string | null>;
+      remote.forEach((name, i) => {
+        if (held[i] === null) {
+          this.log.info('peer_gone', { user: name });
+          hub.forgetRemote(name);
+          for (const room of this.roomMembersHere.keys()) this.cmd.send('HDEL', [this.roomKey(room), name]).catch(() => {});
+        }
+      });
+    } catch {
+      // Redis away: try again next tick.
+    }
+  }
+}
