@@ -26,11 +26,8 @@ if (cli.kind === 'version') {
 const { config } = cli;
 const log = createLogger(config.logLevel);
 
-if (config.workers > 1) {
-  await supervise(config.workers);
-} else {
-  await serve();
-}
+// No top-level await: the executable is compiled to bytecode, which needs CommonJS.
+void (config.workers > 1 ? supervise(config.workers) : serve());
 
 async function serve() {
   let cluster: RedisCluster | undefined;
