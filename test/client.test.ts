@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, test } from 'bun:test';
 import { rmSync } from 'node:fs';
 import { backoffDelay, type ClientEvents, type ClientOptions, createClient, type SignalboxClient, SignalboxError } from 'signalbox/client';
 import { Client, eventually, startServer, type TestServer } from './helpers.ts';
@@ -250,6 +250,36 @@ describe('signalbox/client', () => {
     expect(() => client.candidate('someone', ice(3))).toThrow(expect.objectContaining({ code: 'send_queue_full' }));
     await client.close();
     await proxy.close();
+  });
+});
+
+describe('typed events', () => {
+  // Checked by `make typecheck` (the suite is type-checked); at run time only the listeners register.
+  test('payloads are typed from the server schemas, and payload types from the app', () => {
+    type WebRtc = { description: { type: 'offer' | 'answer'; sdp?: string }; candidate: { candidate?: string } | null };
+    const client = createClient<WebRtc>(srv.url);
+    client.on('offer', (e) => {
+      expectTypeOf(e.name).toEqualTypeOf<string>();
+      expectTypeOf(e.offer).toEqualTypeOf<WebRtc['description']>();
+    });
+    client.on('candidate', (e) => expectTypeOf(e.candidate).toEqualTypeOf<WebRtc['candidate']>());
+    client.on('error', (e) => {
+      expectTypeOf(e.code).toEqualTypeOf<import('../src/protocol/errors.ts').ErrorCode>();
+      expectTypeOf(e.request).toEqualTypeOf<string | undefined>();
+    });
+    client.on('login', (e) => {
+      if (e.success) expectTypeOf(e.resume).toEqualTypeOf<string | undefined>();
+      else expectTypeOf(e.reason).toEqualTypeOf<'name_taken' | 'invalid_name' | 'server_full' | 'unauthorized'>();
+    });
+    client.on('joined', (e) => expectTypeOf(e.peers).toEqualTypeOf<string[]>());
+    client.on('reconnected', (e) => expectTypeOf(e.resumed).toEqualTypeOf<boolean>());
+    expectTypeOf<ReturnType<typeof client.join>>().toEqualTypeOf<Promise<string[]>>();
+    // @ts-expect-error: no such event
+    client.on('offers', () => {});
+    // @ts-expect-error: the app said descriptions are objects
+    expect(() => client.call('bob', 'v=0')).toThrow(SignalboxError); // not logged in
+    const seed = createClient(srv.url);
+    expectTypeOf<Parameters<typeof seed.call>[1]>().toEqualTypeOf<string | Record<string, unknown>>();
   });
 });
 
