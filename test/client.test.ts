@@ -76,6 +76,8 @@ describe('signalbox/client', () => {
     expect(err).toBeInstanceOf(SignalboxError);
     expect(err).toMatchObject({ code: 'name_taken', reply: { type: 'login', success: false, reason: 'name_taken' } });
     expect(await client.login('').catch((e: SignalboxError) => e.code)).toBe('invalid_name');
+    const [first, second] = await Promise.allSettled([client.login(taken), client.login(taken)]);
+    expect([first, second].map((r) => r.status === 'rejected' && (r.reason as SignalboxError).code)).toEqual(['name_taken', 'already_logged_in']);
     expect(client.state).toBe('connected');
     const ok = await client.login(uniq('free'));
     expect(ok).toMatchObject({ type: 'login', success: true, resumed: false });

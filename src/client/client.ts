@@ -71,6 +71,7 @@ export class SignalboxClient<P extends Signals = DefaultSignals> extends Emitter
   #name: string | null = null;
   #token: string | null = null;
   #login: { resolve: (reply: LoginReply) => void; reject: (err: SignalboxError) => void; timer: ReturnType<typeof setTimeout> } | null = null;
+  #loggingIn = false;
   #pending: Request[] = [];
   #queue: Outgoing[] = [];
   #attempt = 0;
@@ -112,7 +113,10 @@ export class SignalboxClient<P extends Signals = DefaultSignals> extends Emitter
       const ws = new this.#WebSocket(this.url, this.#options.protocols);
       this.#ws = ws;
       if (this.#state !== 'reconnecting') this.#setState('connecting');
+      // A handshake into a dead network can hang for minutes: give up on it like a reply.
+      const timer = setTimeout(() => ws.close(), this.#options.requestTimeoutMs);
       ws.onopen = () => {
+        clearTimeout(timer);
         if (this.#ws !== ws) return;
         this.#opening = null;
         if (this.#state === 'connecting') this.#setState('connected');
@@ -122,6 +126,7 @@ export class SignalboxClient<P extends Signals = DefaultSignals> extends Emitter
         if (this.#ws === ws) this.#receive(e.data);
       };
       ws.onclose = (e) => {
+        clearTimeout(timer);
         if (this.#ws !== ws) return;
         this.#ws = null;
         this.#opening = null;
@@ -134,10 +139,16 @@ export class SignalboxClient<P extends Signals = DefaultSignals> extends Emitter
   /** Log in as `name`. Resolves with the server's reply; rejects with its failure reason. */
   async login(name: string, { resumable = this.#options.resumable }: { resumable?: boolean } = {}): Promise<LoginOk> {
     if (this.#name !== null) throw new SignalboxError('already_logged_in', `Already logged in as ${JSON.stringify(this.#name)}.`);
-    await this.connect();
-    const reply = await this.#askLogin(resumable ? { type: 'login', name, resumable: true } : { type: 'login', name });
-    if (!reply.success) throw fail(reply);
-    return reply;
+    if (this.#loggingIn) throw new SignalboxError('already_logged_in', 'A login is already under way.');
+    this.#loggingIn = true;
+    try {
+      await this.connect();
+      const reply = await this.#askLogin(resumable ? { type: 'login', name, resumable: true } : { type: 'login', name });
+      if (!reply.success) throw fail(reply);
+      return reply;
+    } finally {
+      this.#loggingIn = false;
+    }
   }
 
   /** Call `name` (or renegotiate): send an SDP offer. */
@@ -205,7 +216,8 @@ export class SignalboxClient<P extends Signals = DefaultSignals> extends Emitter
     if (this.#name === null) throw new SignalboxError('not_logged_in', 'Log in first.');
     const out: Outgoing = { frame: JSON.stringify(msg), request };
     if (request !== undefined) request.frame = out.frame;
-    if (this.#state === 'online') return this.#transmit(out);
+    // A socket already closing would swallow the frame: queue it for after the reconnect.
+    if (this.#state === 'online' && this.#ws?.readyState === 1) return this.#transmit(out);
     if (this.#queue.length >= this.#options.queueLimit) {
       throw new SignalboxError('send_queue_full', `Reconnecting, and ${this.#queue.length} messages are already waiting.`);
     }
