@@ -7,6 +7,7 @@ BUN         ?= $(TOOLS)/node_modules/.bin/bun
 export PATH := $(dir $(BUN)):$(PATH)
 
 .PHONY: help setup run dev test typecheck build soak clean
+.PHONY: client
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,6 +39,9 @@ typecheck: setup ## Type-check the sources and tests
 build: setup ## Build the executable dist/signalbox
 	$(BUN) run build
 	@ls -l dist/signalbox
+
+client: setup ## Bundle the typed client for browsers: dist/signalbox-client.js (an ES module)
+	$(BUN) run build:client
 
 soak: build ## Churn 100,000 call cycles through dist/signalbox, printing its RSS (SOAK_CYCLES=n)
 	$(BUN) bench/soak.ts dist/signalbox $(or $(SOAK_CYCLES),100000)

@@ -146,5 +146,15 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
   // What a page needs for `new RTCPeerConnection({ iceServers })`; [] on a LAN.
   app.get('/ice-servers', (c) => c.json({ iceServers: iceServers?.() ?? [] }, 200, { 'Cache-Control': 'no-store' }));
 
+  // The protocol as AsyncAPI 3.0, built on first request: start-up never loads the converter.
+  let asyncApi: Promise<Record<string, unknown>> | undefined;
+  app.get('/asyncapi.json', async (c) => {
+    asyncApi ??= import('./protocol/asyncapi.ts').then((m) => m.createAsyncApi({ version }));
+    const url = new URL(c.req.url);
+    const protocol = url.protocol === 'https:' ? 'wss' : 'ws';
+    const { asyncapi, info, ...rest } = await asyncApi;
+    return c.json({ asyncapi, info, servers: { signalbox: { host: url.host, protocol, pathname: '/' } }, ...rest });
+  });
+
   return app;
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { GARBAGE } from './corpus.ts';
 import { Client, loggedIn, startServer, type TestServer } from './helpers.ts';
 import { RawClient } from './raw-client.ts';
 
@@ -14,7 +15,6 @@ afterAll(() => srv.stop());
 
 let seq = 0;
 const uniq = (base: string) => `${base}-${++seq}`;
-const deep = (n: number, open: string, close: string) => open.repeat(n) + close.repeat(n);
 
 async function expectOneError(c: Client, frame: string | Uint8Array, code: string) {
   c.ws.send(frame);
@@ -24,39 +24,7 @@ async function expectOneError(c: Client, frame: string | Uint8Array, code: strin
 }
 
 describe('garbage corpus', () => {
-  const corpus: Array<[string, string | Uint8Array, string]> = [
-    ['empty text frame', '', 'invalid_json'],
-    ['whitespace', '   \n ', 'invalid_json'],
-    ['binary frame', new Uint8Array([0, 159, 146, 150]), 'binary_frame'],
-    ['empty binary frame', new Uint8Array(0), 'binary_frame'],
-    ['binary JSON', new TextEncoder().encode('{"type":"login","name":"x"}'), 'binary_frame'],
-    ['array nested 10,000 deep', deep(10_000, '[', ']'), 'invalid_message'],
-    ['object nested 10,000 deep', `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`, 'unknown_type'],
-    ['type nested 10,000 deep', `{"type":${deep(10_000, '[', ']')}}`, 'unknown_type'],
-    ['null', 'null', 'invalid_message'],
-    ['true', 'true', 'invalid_message'],
-    ['a number', '1e309', 'invalid_message'],
-    ['a 1 MiB string', JSON.stringify('x'.repeat(1 << 20)), 'invalid_message'],
-    ['a 1 MiB type', JSON.stringify({ type: 'x'.repeat(1 << 20) }), 'unknown_type'],
-    ['a 1 MiB name', JSON.stringify({ type: 'login', name: 'x'.repeat(1 << 20) }), 'login:invalid_name'],
-    ['type as a number', '{"type":1}', 'unknown_type'],
-    ['type as an object', '{"type":{"toString":"login"}}', 'unknown_type'],
-    ['type as an array', '{"type":["login"]}', 'unknown_type'],
-    ['name as a number', '{"type":"login","name":5}', 'login:invalid_name'],
-    ['name as null', '{"type":"login","name":null}', 'login:invalid_name'],
-    ['name as an object', '{"type":"login","name":{}}', 'login:invalid_name'],
-    ['type __proto__', '{"type":"__proto__"}', 'unknown_type'],
-    ['type constructor', '{"type":"constructor"}', 'unknown_type'],
-    ['type toString', '{"type":"toString"}', 'unknown_type'],
-    ['type hasOwnProperty', '{"type":"hasOwnProperty"}', 'unknown_type'],
-    ['__proto__ key with a type', '{"__proto__":{"type":"login"},"name":"x"}', 'unknown_type'],
-    ['offer before login', '{"type":"offer","name":"x","offer":"y"}', 'not_logged_in'],
-    ['duplicate keys', '{"type":"dance","type":"dance"}', 'unknown_type'],
-    ['lone surrogate escape in name', '{"type":"login","name":"\\udc00"}', 'login:invalid_name'],
-    ['BOM before JSON', '\ufeff{"type":"login","name":"x"}', 'invalid_json'],
-    ['trailing garbage', '{"type":"login","name":"x"} extra', 'invalid_json'],
-    ['NUL in JSON', '{"type":"login\u0000"}', 'invalid_json'],
-  ];
+  const corpus = GARBAGE;
 
   for (const [what, frame, code] of corpus) {
     test(what, async () => {

@@ -35,8 +35,12 @@ export const Login = v.object({
   name: Name,
   /** Ask for a resume token, to come back after a dropped connection. */
   resumable: v.optional(v.boolean('must be true or false')),
-  /** The token from the last login reply: take the session back. */
-  resume: v.optional(v.pipe(v.string('must be a string'), v.maxLength(128, 'is too long'))),
+  /**
+   * The token from the last login reply: take the session back. Tokens are base64url; a
+   * pattern (not `maxLength`, which valibot counts in UTF-16 units and JSON Schema in code
+   * points) keeps the validator and the AsyncAPI document in exact agreement.
+   */
+  resume: v.optional(v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9_-]{0,128}$/, 'must be a token from a login reply (base64url, at most 128 characters)'))),
 });
 export type Login = v.InferOutput<typeof Login>;
 

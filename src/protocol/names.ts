@@ -1,17 +1,18 @@
 import * as v from 'valibot';
 import { NAME_MAX_CHARS } from './limits.ts';
 
-// `u` makes the quantifier count code points, so "1–64 characters" means what a person
-// would count, not UTF-16 units. Control characters (C0, DEL, C1) are refused because they
-// corrupt logs and UIs; lone surrogates because they cannot be encoded back to UTF-8.
-const NAME_PATTERN = new RegExp(`^[^\\p{Cc}]{1,${NAME_MAX_CHARS}}$`, 'u');
+/**
+ * 1–64 code points, none a control character (C0, DEL, C1: they corrupt logs and UIs) or a
+ * lone surrogate (it cannot be encoded back to UTF-8). Under the `u` flag the quantifier
+ * counts code points and a well-formed surrogate pair is one astral code point, so only a
+ * lone half matches `\p{Cs}`. One regular expression, so the AsyncAPI document can carry
+ * it as the JSON Schema `pattern` (src/protocol/asyncapi.ts).
+ */
+export const NAME_PATTERN = new RegExp(`^[^\\p{Cc}\\p{Cs}]{1,${NAME_MAX_CHARS}}$`, 'u');
 
-/** A user (and, later, room) name. Any other Unicode string is an ordinary name. */
+/** A user or room name. Any other Unicode string is an ordinary name. */
 export const Name = v.pipe(
   v.string('must be a string'),
-  v.check(
-    (s) => NAME_PATTERN.test(s) && s.isWellFormed(),
-    `must be 1–${NAME_MAX_CHARS} characters without control characters`,
-  ),
+  v.regex(NAME_PATTERN, `must be 1–${NAME_MAX_CHARS} characters without control characters`),
 );
 export type Name = v.InferOutput<typeof Name>;

@@ -1,0 +1,116 @@
+/**
+ * Frames for the tests that feed the server bad input (garbage.test.ts) and that check the
+ * AsyncAPI document against the validators (asyncapi.test.ts). Each frame comes with the
+ * error code (or `login:<reason>`) the server answers it with.
+ */
+
+const deep = (n: number, open: string, close: string) => open.repeat(n) + close.repeat(n);
+
+export const GARBAGE: ReadonlyArray<readonly [what: string, frame: string | Uint8Array, code: string]> = [
+  ['empty text frame', '', 'invalid_json'],
+  ['whitespace', '   \n ', 'invalid_json'],
+  ['binary frame', new Uint8Array([0, 159, 146, 150]), 'binary_frame'],
+  ['empty binary frame', new Uint8Array(0), 'binary_frame'],
+  ['binary JSON', new TextEncoder().encode('{"type":"login","name":"x"}'), 'binary_frame'],
+  ['array nested 10,000 deep', deep(10_000, '[', ']'), 'invalid_message'],
+  ['object nested 10,000 deep', `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`, 'unknown_type'],
+  ['type nested 10,000 deep', `{"type":${deep(10_000, '[', ']')}}`, 'unknown_type'],
+  ['null', 'null', 'invalid_message'],
+  ['true', 'true', 'invalid_message'],
+  ['a number', '1e309', 'invalid_message'],
+  ['a 1 MiB string', JSON.stringify('x'.repeat(1 << 20)), 'invalid_message'],
+  ['a 1 MiB type', JSON.stringify({ type: 'x'.repeat(1 << 20) }), 'unknown_type'],
+  ['a 1 MiB name', JSON.stringify({ type: 'login', name: 'x'.repeat(1 << 20) }), 'login:invalid_name'],
+  ['type as a number', '{"type":1}', 'unknown_type'],
+  ['type as an object', '{"type":{"toString":"login"}}', 'unknown_type'],
+  ['type as an array', '{"type":["login"]}', 'unknown_type'],
+  ['name as a number', '{"type":"login","name":5}', 'login:invalid_name'],
+  ['name as null', '{"type":"login","name":null}', 'login:invalid_name'],
+  ['name as an object', '{"type":"login","name":{}}', 'login:invalid_name'],
+  ['type __proto__', '{"type":"__proto__"}', 'unknown_type'],
+  ['type constructor', '{"type":"constructor"}', 'unknown_type'],
+  ['type toString', '{"type":"toString"}', 'unknown_type'],
+  ['type hasOwnProperty', '{"type":"hasOwnProperty"}', 'unknown_type'],
+  ['__proto__ key with a type', '{"__proto__":{"type":"login"},"name":"x"}', 'unknown_type'],
+  ['offer before login', '{"type":"offer","name":"x","offer":"y"}', 'not_logged_in'],
+  ['duplicate keys', '{"type":"dance","type":"dance"}', 'unknown_type'],
+  ['lone surrogate escape in name', '{"type":"login","name":"\\udc00"}', 'login:invalid_name'],
+  ['BOM before JSON', '\ufeff{"type":"login","name":"x"}', 'invalid_json'],
+  ['trailing garbage', '{"type":"login","name":"x"} extra', 'invalid_json'],
+  ['NUL in JSON', '{"type":"login\u0000"}', 'invalid_json'],
+];
+
+const sdp = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n' };
+const ice = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host', sdpMid: '0', sdpMLineIndex: 0 };
+const longest = 'é'.repeat(64);
+
+/** Messages the validators accept: every client message type, with its optional fields. */
+export const VALID_CLIENT_MESSAGES: readonly object[] = [
+  { type: 'login', name: 'alice' },
+  { type: 'login', name: 'alice', resumable: true },
+  { type: 'login', name: 'alice', resumable: false, resume: 'q3Zg-_x1q3Zg-_x1q3Zg-_' },
+  { type: 'login', name: 'alice', resume: '' },
+  { type: 'login', name: '😀'.repeat(64) },
+  { type: 'login', name: longest, extra: 'ignored' },
+  { type: 'login', name: '__proto__' },
+  { type: 'login', name: ' ' },
+  { type: 'offer', name: 'bob', offer: sdp },
+  { type: 'offer', name: 'bob', offer: 'a plain SDP string' },
+  { type: 'offer', name: 'bob', offer: {} },
+  { type: 'answer', name: 'alice', answer: { type: 'answer', sdp: 'v=0' } },
+  { type: 'answer', name: 'alice', answer: '' },
+  { type: 'candidate', name: 'bob', candidate: ice },
+  { type: 'candidate', name: 'bob', candidate: 'candidate:1 1 udp' },
+  { type: 'candidate', name: 'bob', candidate: null },
+  { type: 'leave', name: 'bob' },
+  { type: 'leave' },
+  { type: 'join', room: 'standup' },
+  { type: 'leave-room', room: 'standup' },
+  { type: 'list' },
+  { type: 'list', cursor: 'alice', limit: 1, watch: true },
+  { type: 'list', limit: 100, watch: false },
+];
+
+/** JSON objects the validators refuse, one broken field each. */
+export const INVALID_CLIENT_MESSAGES: readonly object[] = [
+  {},
+  { type: 'login' },
+  { type: 'login', name: '' },
+  { type: 'login', name: 'a'.repeat(65) },
+  { type: 'login', name: '😀'.repeat(65) },
+  { type: 'login', name: 'tab\there' },
+  { type: 'login', name: 'del\u007f' },
+  { type: 'login', name: 'c1\u0085' },
+  { type: 'login', name: 'lone\ud800' },
+  { type: 'login', name: 'alice', resumable: 'yes' },
+  { type: 'login', name: 'alice', resumable: 1 },
+  { type: 'login', name: 'alice', resume: 5 },
+  { type: 'login', name: 'alice', resume: 'x'.repeat(129) },
+  { type: 'login', name: 'alice', resume: '😀'.repeat(100) },
+  { type: 'login', name: 'alice', resume: 'not a token' },
+  { type: 'offer', name: 'bob' },
+  { type: 'offer', name: 'bob', offer: 5 },
+  { type: 'offer', name: 'bob', offer: null },
+  { type: 'offer', name: 'bob', offer: [sdp] },
+  { type: 'offer', offer: sdp },
+  { type: 'answer', name: 'alice', answer: true },
+  { type: 'candidate', name: 'bob' },
+  { type: 'candidate', name: 'bob', candidate: 0 },
+  { type: 'candidate', name: 'bob', candidate: [] },
+  { type: 'leave', name: null },
+  { type: 'leave', name: 7 },
+  { type: 'join' },
+  { type: 'join', room: '' },
+  { type: 'join', room: 'x\n' },
+  { type: 'leave-room', room: 3 },
+  { type: 'list', limit: 0 },
+  { type: 'list', limit: 101 },
+  { type: 'list', limit: 1.5 },
+  { type: 'list', limit: '5' },
+  { type: 'list', cursor: 1 },
+  { type: 'list', watch: 'true' },
+  { type: 'LOGIN', name: 'alice' },
+  { type: 'logout' },
+  { type: null },
+  { name: 'alice' },
+];
