@@ -271,7 +271,7 @@ describe('typed events', () => {
     });
     client.on('login', (e) => {
       if (e.success) expectTypeOf(e.resume).toEqualTypeOf<string | undefined>();
-      else expectTypeOf(e.reason).toEqualTypeOf<'name_taken' | 'invalid_name' | 'server_full' | 'unauthorized'>();
+      else expectTypeOf(e.reason).toEqualTypeOf<import('../src/protocol/errors.ts').LoginFailure>();
     });
     client.on('joined', (e) => expectTypeOf(e.peers).toEqualTypeOf<string[]>());
     client.on('reconnected', (e) => expectTypeOf(e.resumed).toEqualTypeOf<boolean>());
