@@ -6,7 +6,7 @@ TOOLS       := $(CURDIR)/.tools
 BUN         ?= $(TOOLS)/node_modules/.bin/bun
 export PATH := $(dir $(BUN)):$(PATH)
 
-.PHONY: help setup run dev test typecheck build clean
+.PHONY: help setup run dev test typecheck build demo-page clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ typecheck: setup ## Type-check the sources and tests
 build: setup ## Build the executable dist/signalbox
 	$(BUN) run build
 	@ls -l dist/signalbox
+
+demo-page: setup ## Embed src/demo/index.html after editing it (writes src/demo/page.ts)
+	$(BUN) scripts/embed-demo.ts
 
 clean: ## Remove build output and installed tools
 	rm -rf dist node_modules $(TOOLS)

@@ -45,6 +45,7 @@ export const OPTIONS = {
     arg: 'level',
     help: `Log threshold: ${LOG_LEVELS.join(', ')}`,
   }),
+  demo: option({ schema: boolean, default: true, help: 'Serve the call page at GET / (--no-demo: a short text instead)' }),
 } as const;
 
 type Options = typeof OPTIONS;

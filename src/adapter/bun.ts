@@ -42,7 +42,7 @@ export function createBunServer({ config, log, version }: BunServerOptions) {
     return c.text('WebSocket upgrade failed', 400);
   };
 
-  const app = createApp({ hub, upgrade, version });
+  const app = createApp({ hub, upgrade, version, demo: config.demo });
 
   server = Bun.serve<ConnState>({
     port: config.port,
