@@ -6,7 +6,7 @@ TOOLS       := $(CURDIR)/.tools
 BUN         ?= $(TOOLS)/node_modules/.bin/bun
 export PATH := $(dir $(BUN)):$(PATH)
 
-.PHONY: help setup run dev test typecheck build demo-page clean
+.PHONY: help setup run dev test typecheck build demo-page screenshot clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ build: setup ## Build the executable dist/signalbox
 
 demo-page: setup ## Embed src/demo/index.html after editing it (writes src/demo/page.ts)
 	$(BUN) scripts/embed-demo.ts
+
+screenshot: setup ## Retake docs/screenshot.png (the page in a call) with the browser tests
+	SIGNALBOX_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(BUN) test test/e2e
 
 clean: ## Remove build output and installed tools
 	rm -rf dist node_modules $(TOOLS)
