@@ -76,7 +76,9 @@ beforeAll(() => {
   // In the namespace: bring lo up, then run the runner (which starts the server and Chromium).
   const proc = Bun.spawn(
     [...env.ns, '--', 'sh', '-c', '"$0" link set lo up && exec "$@"', env.ip, process.execPath, RUNNER, exe, ...shot],
-    { stdout: 'pipe', stderr: 'pipe' },
+    // TMPDIR: Chromium's fresh profile (Playwright makes one per launch) lands in `dir`,
+    // which afterAll removes even when the browser died before cleaning up after itself.
+    { stdout: 'pipe', stderr: 'pipe', env: { ...process.env, TMPDIR: dir } },
   );
   runner = proc;
   const killer = setTimeout(() => proc.kill('SIGKILL'), 240_000);
