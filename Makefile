@@ -6,7 +6,7 @@ TOOLS       := $(CURDIR)/.tools
 BUN         ?= $(TOOLS)/node_modules/.bin/bun
 export PATH := $(dir $(BUN)):$(PATH)
 
-.PHONY: help setup run dev test typecheck build demo-page screenshot clean
+.PHONY: help setup run dev test typecheck build soak demo-page screenshot clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ typecheck: setup ## Type-check the sources and tests
 build: setup ## Build the executable dist/signalbox
 	$(BUN) run build
 	@ls -l dist/signalbox
+
+soak: build ## Churn 100,000 call cycles through dist/signalbox, printing its RSS (SOAK_CYCLES=n)
+	$(BUN) bench/soak.ts dist/signalbox $(or $(SOAK_CYCLES),100000)
 
 demo-page: setup ## Embed src/demo/index.html after editing it (writes src/demo/page.ts)
 	$(BUN) scripts/embed-demo.ts

@@ -1,15 +1,33 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
+import { verify } from 'hono/jwt';
+import type { Config } from './config.ts';
 import { DEMO_CSP, DEMO_HTML } from './demo/page.ts';
+import { LIST_MAX } from './protocol/limits.ts';
 import type { Hub } from './signaling/hub.ts';
+import type { IceServer } from './signaling/ice.ts';
+import type { ConnState, Face } from './signaling/types.ts';
+
+/**
+ * The runtime's part of an upgrade: hand the request to its WebSocket server, with the
+ * connection's state and the subprotocol to echo. `response` is what the route returns.
+ */
+export type Upgrade = (
+  c: Context,
+  data: ConnState,
+  protocol: string | undefined,
+) => { ok: boolean; response: Response };
 
 export interface AppOptions {
   hub: Hub;
-  /** Runtime-specific WebSocket upgrade for the seed face at `/`. */
-  upgrade: (c: Context) => Response | Promise<Response>;
+  seed: Face;
+  config: Config;
+  upgrade: Upgrade;
+  /** The peer address of the TCP connection, as the runtime sees it. */
+  remoteAddress: (c: Context) => string;
+  /** ICE servers to hand out, when configured. */
+  iceServers?: (name?: string) => IceServer[];
   version: string;
-  /** Serve the call page at `GET /` (config `demo`, `--no-demo`); otherwise a short text. */
-  demo?: boolean;
 }
 
 // The page runs only its own inline code and talks only to this server.
@@ -22,17 +40,94 @@ const DEMO_HEADERS = {
 
 const isUpgrade = (c: Context) => c.req.header('upgrade')?.toLowerCase() === 'websocket';
 
+/** `https://*.example.com` → a RegExp; `*` alone allows every origin. */
+export function originMatcher(patterns: readonly string[]): ((origin: string) => boolean) | null {
+  if (patterns.length === 0 || patterns.includes('*')) return null;
+  const exact = new Set(patterns.filter((p) => !p.includes('*')));
+  const wild = patterns
+    .filter((p) => p.includes('*'))
+    .map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '[a-zA-Z0-9-]+(?:\\.[a-zA-Z0-9-]+)*')}$`));
+  return (origin) => exact.has(origin) || wild.some((r) => r.test(origin));
+}
+
 /**
- * The HTTP face of signalbox. Hono routes the upgrade; the runtime's own WebSocket server
- * owns the socket afterwards, so no per-event framework object sits on the message path.
+ * The HTTP face of signalbox. Hono routes the upgrade and decides who may connect; the
+ * runtime's own WebSocket server owns the socket afterwards, so no per-event framework
+ * object sits on the message path.
  */
-export function createApp({ hub, upgrade, version, demo = true }: AppOptions) {
+export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, version }: AppOptions) {
   const startedAt = Date.now();
   const app = new Hono();
+  const originAllowed = originMatcher(config.allowedOrigins);
+  let nextId = 1;
 
-  app.get('/', (c) => {
-    if (isUpgrade(c)) return upgrade(c);
-    if (demo) return c.html(DEMO_HTML, 200, DEMO_HEADERS);
+  const clientAddress = (c: Context): string => {
+    if (config.trustProxy) {
+      // Our proxy appends the address it saw: the last entry is the one we can trust.
+      const hop = c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim();
+      if (hop) return hop;
+    }
+    return remoteAddress(c);
+  };
+
+  /** The token from `?token=` or from a `Sec-WebSocket-Protocol` entry, and the protocol to echo. */
+  const tokenOf = (c: Context): { token: string | undefined; protocol: string | undefined } => {
+    const offered = c.req.header('sec-websocket-protocol')?.split(',').map((p) => p.trim()) ?? [];
+    const fromProtocol = offered.find((p) => p.split('.').length === 3);
+    return {
+      token: c.req.query('token') ?? fromProtocol,
+      // A browser that offered protocols fails the handshake unless one is echoed back.
+      protocol: offered.find((p) => p !== fromProtocol) ?? fromProtocol,
+    };
+  };
+
+  const acceptSeed = async (c: Context) => {
+    const origin = c.req.header('origin');
+    if (originAllowed !== null && origin !== undefined && !originAllowed(origin)) {
+      hub.log.info('upgrade_refused', { reason: 'origin', origin });
+      return c.text('Origin not allowed', 403);
+    }
+    const { token, protocol } = tokenOf(c);
+    let identity: string | null = null;
+    if (config.authSecret) {
+      if (token === undefined) return c.text('A token is required (?token= or Sec-WebSocket-Protocol)', 401);
+      try {
+        const claims = await verify(token, config.authSecret, 'HS256');
+        if (typeof claims.sub !== 'string' || claims.sub === '') throw new Error('no sub claim');
+        identity = claims.sub;
+      } catch (err) {
+        hub.log.info('upgrade_refused', { reason: 'token', err: (err as Error).message });
+        return c.text('Invalid or expired token', 401);
+      }
+    }
+    const ip = clientAddress(c);
+    const refusal = hub.reserve(ip);
+    if (refusal !== null) {
+      hub.log.warn('upgrade_refused', { reason: refusal, ip });
+      return refusal === 'server_full'
+        ? c.text('Server full', 503, { 'Retry-After': '5' })
+        : c.text('Too many connections from your address', 429, { 'Retry-After': '5' });
+    }
+    const data: ConnState = {
+      id: nextId++,
+      ip,
+      face: seed,
+      identity,
+      openedAt: hub.now(),
+      session: null,
+      pending: false,
+      tokens: config.burst,
+      stamp: hub.now(),
+      strikes: 0,
+    };
+    const { ok, response } = upgrade(c, data, protocol);
+    if (!ok) hub.unreserve(ip);
+    return response;
+  };
+
+  app.get('/', async (c) => {
+    if (isUpgrade(c)) return acceptSeed(c);
+    if (config.demo) return c.html(DEMO_HTML, 200, DEMO_HEADERS);
     return c.text(
       `signalbox ${version}: a WebRTC signaling server.\n` +
         'Connect a WebSocket to this URL and send {"type":"login","name":"..."}.\n',
@@ -48,6 +143,17 @@ export function createApp({ hub, upgrade, version, demo = true }: AppOptions) {
       uptime: Math.round((Date.now() - startedAt) / 1000),
     }),
   );
+
+  // Discovery over HTTP, for clients that are not logged in: off unless --discovery.
+  app.get('/users', (c) => {
+    if (!config.discovery) return c.json({ error: 'discovery_disabled' }, 404);
+    const limit = Number(c.req.query('limit') ?? LIST_MAX);
+    if (!Number.isInteger(limit) || limit < 1) return c.json({ error: 'invalid limit' }, 400);
+    return c.json(hub.listUsers(c.req.query('cursor') ?? '', limit));
+  });
+
+  // What a page needs for `new RTCPeerConnection({ iceServers })`; [] on a LAN.
+  app.get('/ice-servers', (c) => c.json({ iceServers: iceServers?.() ?? [] }, 200, { 'Cache-Control': 'no-store' }));
 
   return app;
 }

@@ -27,6 +27,17 @@ export const boolean = v.pipe(
 
 const text = v.string();
 
+/** A comma-separated list (flags, env) or an array (config file). */
+const list = v.pipe(
+  v.union([v.string(), v.array(v.string())], 'must be a comma-separated list'),
+  v.transform((x) => (typeof x === 'string' ? x.split(',') : x).map((s) => s.trim()).filter(Boolean)),
+);
+
+const secret = v.pipe(
+  v.string(),
+  v.check((s) => s === '' || s.length >= 32, 'must be at least 32 characters (or empty for no auth)'),
+);
+
 interface Option<S extends v.GenericSchema> {
   schema: S;
   default: v.InferInput<S>;
@@ -46,6 +57,39 @@ export const OPTIONS = {
     help: `Log threshold: ${LOG_LEVELS.join(', ')}`,
   }),
   demo: option({ schema: boolean, default: true, help: 'Serve the call page at GET / (--no-demo: a short text instead)' }),
+
+  // Limits (0 = unlimited)
+  maxFrame: option({ schema: integer(256, 16 * 1024 * 1024), default: 65536, arg: 'bytes', help: 'Largest frame a client may send; larger ones close the connection with 1009' }),
+  rate: option({ schema: integer(0, 1_000_000), default: 50, arg: 'n', help: 'Frames per second per connection, sustained (0 = unlimited)' }),
+  burst: option({ schema: integer(1, 1_000_000), default: 200, arg: 'n', help: 'Frames per connection allowed in a burst above --rate' }),
+  maxConnections: option({ schema: integer(0, 10_000_000), default: 10000, arg: 'n', help: 'Open connections in total (0 = unlimited); beyond it upgrades get 503' }),
+  maxConnectionsPerIp: option({ schema: integer(0, 10_000_000), default: 100, arg: 'n', help: 'Open connections per client address (0 = unlimited); beyond it upgrades get 429' }),
+  maxUsers: option({ schema: integer(0, 10_000_000), default: 10000, arg: 'n', help: 'Logged-in users in total (0 = unlimited); beyond it login fails with server_full' }),
+  loginTimeoutMs: option({ schema: integer(0, 3_600_000), default: 5000, arg: 'ms', help: 'Close connections that have not logged in after this long, with 4000 (0 = never)' }),
+  idleTimeout: option({ schema: integer(0, 960), default: 30, arg: 's', help: 'Close connections silent this long, pings unanswered (8–960; 0 = never)' }),
+  backpressureLimit: option({ schema: integer(1024, 1024 * 1024 * 1024), default: 1024 * 1024, arg: 'bytes', help: 'Bytes queued for a client that does not read before it is closed' }),
+  shutdownTimeoutMs: option({ schema: integer(0, 600_000), default: 5000, arg: 'ms', help: 'On SIGTERM/SIGINT, wait this long for clients to close after 1001' }),
+
+  // Who may connect
+  trustProxy: option({ schema: boolean, default: false, help: 'Take the client address from X-Forwarded-For (last hop); only behind your own proxy' }),
+  allowedOrigins: option({ schema: list, default: '', arg: 'list', help: 'Comma-separated browser origins allowed to connect, * wildcards in hosts (empty = any)' }),
+  authSecret: option({ schema: secret, default: '', arg: 'secret', help: 'HS256 secret: require a JWT whose sub is the login name (prefer the env variable)' }),
+  tlsCert: option({ schema: text, default: '', arg: 'file', help: 'PEM certificate file: serve wss:// and https:// (with --tls-key)' }),
+  tlsKey: option({ schema: text, default: '', arg: 'file', help: 'PEM private key file for --tls-cert' }),
+
+  // Rooms, resume, discovery
+  roomSize: option({ schema: integer(0, 10_000), default: 16, arg: 'n', help: 'Members per room (0 = unlimited); beyond it join fails with room_full' }),
+  roomsPerUser: option({ schema: integer(0, 10_000), default: 8, arg: 'n', help: 'Rooms one user may be in at once (0 = unlimited)' }),
+  graceMs: option({ schema: integer(0, 3_600_000), default: 30000, arg: 'ms', help: 'How long a dropped resumable session waits for its client (0 = resume off)' }),
+  queueMessages: option({ schema: integer(1, 100_000), default: 128, arg: 'n', help: 'Messages queued for a user in its grace period; more get queue_full' }),
+  queueBytes: option({ schema: integer(1024, 64 * 1024 * 1024), default: 262144, arg: 'bytes', help: 'Bytes queued for a user in its grace period; more get queue_full' }),
+  discovery: option({ schema: boolean, default: false, help: 'Let clients list logged-in users (list message, GET /users) and watch presence' }),
+
+  // ICE servers handed to clients
+  stun: option({ schema: list, default: '', arg: 'url', help: 'STUN server URL for clients (repeatable, or comma-separated)' }),
+  turnUrl: option({ schema: list, default: '', arg: 'url', help: 'TURN server URL for clients (repeatable, or comma-separated)' }),
+  turnSecret: option({ schema: text, default: '', arg: 'secret', help: "TURN REST shared secret (coturn's static-auth-secret): clients get time-limited credentials" }),
+  turnTtl: option({ schema: integer(60, 7 * 86400), default: 86400, arg: 's', help: 'Seconds a TURN credential stays valid' }),
 } as const;
 
 type Options = typeof OPTIONS;
@@ -101,7 +145,9 @@ export function parseCli(argv: readonly string[], env: Record<string, string | u
         if (value === undefined) throw new ConfigError(`${flag} needs a value <${OPTIONS[name].arg}>`);
       }
     }
-    raw[name] = value;
+    // A list option given again adds to the list (`--stun a --stun b`).
+    const repeated = OPTIONS[name].schema === list && origin[name] === flag;
+    raw[name] = repeated ? `${raw[name] as string},${value}` : value;
     origin[name] = flag;
   }
 
@@ -116,6 +162,9 @@ export function parseCli(argv: readonly string[], env: Record<string, string | u
     }
     config[name] = result.output;
   }
+  if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
+    throw new ConfigError(`${config.tlsCert ? '--tls-key' : '--tls-cert'} is required with ${config.tlsCert ? '--tls-cert' : '--tls-key'}`);
+  }
   return { kind: 'run', config: config as Config };
 }
 
@@ -129,8 +178,8 @@ export function helpText(version: string): string {
   ];
   for (const [name, o] of Object.entries(OPTIONS)) {
     const flag = o.arg === undefined ? flagOf(name) : `${flagOf(name)} <${o.arg}>`;
-    lines.push(`  ${flag.padEnd(30)}${o.help} (default: ${JSON.stringify(o.default)}; env ${envOf(name)})`);
+    lines.push(`  ${flag.padEnd(32)}${o.help} (default: ${JSON.stringify(o.default)}; env ${envOf(name)})`);
   }
-  lines.push(`  ${'--help, -h'.padEnd(30)}Show this help`, `  ${'--version, -v'.padEnd(30)}Print the version`);
+  lines.push(`  ${'--help, -h'.padEnd(32)}Show this help`, `  ${'--version, -v'.padEnd(32)}Print the version`);
   return lines.join('\n');
 }

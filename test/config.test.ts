@@ -43,7 +43,7 @@ describe('configuration', () => {
     expect(parseCli(['-v']).kind).toBe('version');
     const help = helpText('1.2.3');
     for (const [name, o] of Object.entries(OPTIONS)) {
-      const line = help.split('\n').find((l) => l.includes(flagOf(name)));
+      const line = help.split('\n').find((l) => l.trimStart().startsWith(`${flagOf(name)} `));
       expect(line).toBeDefined();
       expect(line).toContain(envOf(name));
       expect(line).toContain(JSON.stringify(o.default));

@@ -27,3 +27,11 @@ describe('docs/protocol.md agrees with src/protocol/errors.ts', () => {
     expect(tableKeys('<!-- close-codes').sort()).toEqual(Object.keys(CLOSE_CODES).sort());
   });
 });
+
+describe('docs/configuration.md agrees with src/config.ts', () => {
+  test('the generated table is current (run `bun docs/generate.ts`)', async () => {
+    const { CONFIGURATION_DOC, withConfigurationTable } = await import('../docs/generate.ts');
+    const text = await Bun.file(CONFIGURATION_DOC).text();
+    expect(text).toBe(withConfigurationTable(text));
+  });
+});

@@ -11,6 +11,8 @@ export interface TestServer {
   readonly http: string;
   /** The in-process hub, for the few tests that check server state (absent for spawned targets). */
   readonly hub?: Hub;
+  /** Subscribers of a delivery topic (in-process only). */
+  subscribers?(topic: string): number;
   health(): Promise<Json>;
   stop(): Promise<void>;
 }
@@ -32,6 +34,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
     url: `ws://127.0.0.1:${app.server.port}/`,
     http,
     hub: app.hub,
+    subscribers: (topic) => app.server.subscriberCount(topic),
     health: async () => (await (await fetch(`${http}/healthz`)).json()) as Json,
     stop: () => app.stop(),
   };

@@ -1,10 +1,10 @@
 import type { Server, ServerWebSocket } from 'bun';
-import type { Context } from 'hono';
-import { createApp } from '../app.ts';
+import { createApp, type Upgrade } from '../app.ts';
 import type { Config } from '../config.ts';
 import { createSeedFace } from '../face/seed.ts';
 import type { Logger } from '../log.ts';
 import { Hub } from '../signaling/hub.ts';
+import { createIceServers } from '../signaling/ice.ts';
 import type { ConnState, Delivery } from '../signaling/types.ts';
 
 export interface BunServerOptions {
@@ -23,57 +23,59 @@ export function createBunServer({ config, log, version }: BunServerOptions) {
   let server: Server<ConnState> | undefined;
   // `server.publish` (not `ws.publish`) so a sender subscribed to the topic still counts.
   const delivery: Delivery = { publish: (topic, frame) => server!.publish(topic, frame) };
-  const hub = new Hub({ delivery, log });
-  const seed = createSeedFace(hub);
-  let nextId = 1;
+  const hub = new Hub({ delivery, log, limits: config });
+  const iceServers = createIceServers({ ...config, turnUrls: config.turnUrl });
+  const seed = createSeedFace(hub, { iceServers });
 
-  const upgrade = (c: Context) => {
+  const upgrade: Upgrade = (c, data, protocol) => {
     const srv = c.env as Server<ConnState>;
-    const req = c.req.raw;
-    const data: ConnState = {
-      id: nextId++,
-      ip: srv.requestIP(req)?.address ?? '',
-      face: seed,
-      session: null,
-      pending: false,
-    };
+    const headers = protocol === undefined ? undefined : { 'Sec-WebSocket-Protocol': protocol };
     // Bun ignores the returned response once the upgrade succeeded.
-    if (srv.upgrade(req, { data })) return new Response(null);
-    return c.text('WebSocket upgrade failed', 400);
+    if (srv.upgrade(c.req.raw, { data, headers })) return { ok: true, response: new Response(null) };
+    return { ok: false, response: c.text('WebSocket upgrade failed', 400) };
   };
+  const remoteAddress = (c: { env: unknown; req: { raw: Request } }) =>
+    (c.env as Server<ConnState>).requestIP(c.req.raw)?.address ?? '';
 
-  const app = createApp({ hub, upgrade, version, demo: config.demo });
+  const app = createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, version });
 
   server = Bun.serve<ConnState>({
     port: config.port,
     hostname: config.host,
     fetch: app.fetch,
+    tls: config.tlsCert ? { cert: Bun.file(config.tlsCert), key: Bun.file(config.tlsKey) } : undefined,
     websocket: {
+      maxPayloadLength: config.maxFrame,
+      idleTimeout: config.idleTimeout,
+      backpressureLimit: config.backpressureLimit,
+      closeOnBackpressureLimit: true,
       open(ws) {
         hub.open(ws);
       },
       message(ws, frame) {
-        try {
-          ws.data.face.handle(ws, frame);
-        } catch (err) {
-          // A bug must cost one message, not the process or the other users.
-          log.error('handler_failed', { conn: ws.data.id, err });
-          ws.send(ws.data.face.error('internal', 'The server failed to handle the message.'));
-        }
+        hub.receive(ws, frame);
       },
-      close(ws) {
-        hub.close(ws);
+      close(ws, code) {
+        hub.close(ws, code);
       },
     },
   });
+  hub.start();
 
   return {
     server,
     hub,
-    /** Close every socket with 1001 and stop listening. */
-    async stop(closeActive = true) {
+    /**
+     * Graceful stop: refuse new connections, tell every client 1001, wait up to
+     * `timeoutMs` for them to go, then close what is left.
+     */
+    async stop(timeoutMs = config.shutdownTimeoutMs) {
+      const listening = server!.stop(false);
       for (const conn of hub.connections) conn.close(1001, 'server shutting down');
-      await server!.stop(closeActive);
+      const deadline = Date.now() + timeoutMs;
+      while (hub.connections.size > 0 && Date.now() < deadline) await Bun.sleep(10);
+      hub.stop();
+      await Promise.race([server!.stop(true), listening]);
     },
   };
 }

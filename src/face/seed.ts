@@ -1,12 +1,18 @@
 import * as v from 'valibot';
 import { ClientMessage } from '../protocol/client.ts';
+import { type ErrorCode, ERRORS, errorMessage, LOGIN_FAILURES, type LoginFailure } from '../protocol/errors.ts';
 import { ECHO_MAX_CHARS } from '../protocol/limits.ts';
-import { type ErrorCode, ERRORS, LOGIN_FAILURES, type LoginFailure } from '../protocol/errors.ts';
-import type { Hub, LoginOutcome } from '../signaling/hub.ts';
+import type { IceServer } from '../signaling/ice.ts';
+import type { Hub, JoinOutcome, LoginOutcome } from '../signaling/hub.ts';
 import type { Conn, Envelope, Face, Outcome } from '../signaling/types.ts';
 
 type Message<K extends ClientMessage['type']> = Extract<ClientMessage, { type: K }>;
 type Handler<M> = (conn: Conn, msg: M) => void;
+
+export interface SeedFaceOptions {
+  /** ICE servers for a user's login reply, when the server hands them out. */
+  iceServers?: (name: string) => IceServer[];
+}
 
 const parse = v.safeParser(ClientMessage);
 
@@ -14,28 +20,44 @@ const parse = v.safeParser(ClientMessage);
  * The seed tutorial's protocol: JSON text frames, `type` plus fields, the peer's name in
  * `name`. Parses and validates once, calls one hub operation, renders the outcome.
  */
-export function createSeedFace(hub: Hub): Face {
+export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): Face {
   const send = (conn: Conn, body: object) => conn.send(JSON.stringify(body));
 
-  const fail = (conn: Conn, code: ErrorCode, message: string = ERRORS[code], extra?: object) =>
+  const reply = (conn: Conn, code: ErrorCode, message: string = ERRORS[code], extra?: object) =>
     send(conn, { type: 'error', code, message, ...extra });
+  // Errors found here (not by the hub, which counts its own) are counted here.
+  const fail = (conn: Conn, code: ErrorCode, message?: string, extra?: object) => {
+    hub.countError(code);
+    reply(conn, code, message, extra);
+  };
 
   // The outcome of an operation on a named peer: nothing on success, one error otherwise.
   const answerFor = (conn: Conn, outcome: Outcome, type: string, name: string | undefined) => {
-    if (outcome !== 'ok') fail(conn, outcome, describe(outcome, name), { name, request: type });
+    if (outcome !== 'ok') reply(conn, outcome, errorMessage(outcome, name), { name, request: type });
   };
 
   const loginReply = (conn: Conn, name: string, r: LoginOutcome) => {
-    if (r.ok) send(conn, { type: 'login', success: true, name });
-    else loginFailed(conn, r.reason);
+    if (!r.ok) return loginFailed(conn, r.reason);
+    const { session, resumed } = r;
+    send(conn, {
+      type: 'login',
+      success: true,
+      name,
+      ...(session.token === null ? {} : { resume: session.token, resumed }),
+      ...(iceServers === undefined ? {} : { iceServers: iceServers(name) }),
+    });
+    if (resumed) {
+      hub.flush(session);
+      for (const { room, peers } of hub.roomsOf(session)) send(conn, { type: 'joined', room, peers });
+    }
   };
   const loginFailed = (conn: Conn, reason: LoginFailure, message: string = LOGIN_FAILURES[reason]) =>
     send(conn, { type: 'login', success: false, reason, message });
 
   const handlers: { [K in ClientMessage['type']]: Handler<Message<K>> } = {
-    login(conn, { name }) {
+    login(conn, { name, resumable, resume }) {
       if (conn.data.session !== null || conn.data.pending) return fail(conn, 'already_logged_in');
-      const r = hub.login(conn, name);
+      const r = hub.login(conn, name, { resumable, resume });
       if (r instanceof Promise) {
         r.then(
           (res) => loginReply(conn, name, res),
@@ -65,6 +87,30 @@ export function createSeedFace(hub: Hub): Face {
       const s = conn.data.session;
       if (s === null) return fail(conn, 'not_logged_in');
       answerFor(conn, hub.leave(s, name), 'leave', name);
+    },
+    join(conn, { room }) {
+      const s = conn.data.session;
+      if (s === null) return fail(conn, 'not_logged_in');
+      const answer = (r: JoinOutcome) => {
+        if (r.ok) send(conn, { type: 'joined', room, peers: r.peers });
+        else reply(conn, r.code, ERRORS[r.code], { room, request: 'join' });
+      };
+      const r = hub.join(s, room);
+      if (r instanceof Promise) r.then(answer);
+      else answer(r);
+    },
+    'leave-room'(conn, { room }) {
+      const s = conn.data.session;
+      if (s === null) return fail(conn, 'not_logged_in');
+      const outcome = hub.leaveRoom(s, room);
+      if (outcome === 'ok') send(conn, { type: 'left', room });
+      else reply(conn, outcome, ERRORS[outcome], { room, request: 'leave-room' });
+    },
+    list(conn, { cursor, limit, watch }) {
+      if (!hub.limits.discovery) return fail(conn, 'discovery_disabled');
+      if (conn.data.session === null) return fail(conn, 'not_logged_in');
+      if (watch) hub.watchPresence(conn);
+      send(conn, { type: 'users', ...hub.listUsers(cursor, limit) });
     },
   };
 
@@ -112,6 +158,11 @@ export function createSeedFace(hub: Hub): Face {
           return JSON.stringify({ type: 'candidate', candidate: env.payload, name: env.from });
         case 'leave':
           return JSON.stringify({ type: 'leave', name: env.from });
+        case 'presence':
+          return JSON.stringify({ type: 'presence', name: env.from, online: env.payload });
+        default:
+          // peer-joined, peer-left, peer-disconnected, peer-reconnected
+          return JSON.stringify(env.room === undefined ? { type: env.kind, name: env.from } : { type: env.kind, room: env.room, name: env.from });
       }
     },
 
@@ -119,19 +170,6 @@ export function createSeedFace(hub: Hub): Face {
       return JSON.stringify({ type: 'error', code, message, ...extra });
     },
   };
-}
-
-/** A human sentence for an outcome about a named user. */
-function describe(code: ErrorCode, name: string | undefined): string {
-  const who = name === undefined ? 'anyone' : JSON.stringify(name);
-  switch (code) {
-    case 'user_not_found':
-      return `User ${who} is not logged in.`;
-    case 'not_in_call':
-      return `You are not in a call with ${who}.`;
-    default:
-      return ERRORS[code];
-  }
 }
 
 function echo(value: unknown): string {

@@ -7,3 +7,25 @@ export const NAME_MAX_CHARS = 64;
 
 /** How much of an offending value an error message may echo back. */
 export const ECHO_MAX_CHARS = 64;
+
+/**
+ * ICE candidates a caller sends to a user before its offer (werift does) are held, at most
+ * this many and this long, and delivered right after the offer. See docs/protocol.md.
+ */
+export const EARLY_CANDIDATES_MAX = 32;
+export const EARLY_CANDIDATES_MS = 5_000;
+
+/**
+ * After a `rate_limited` error, this many further refused frames in a row (without one
+ * accepted frame in between) close the connection with close code 4001.
+ */
+export const RATE_STRIKES_BEFORE_CLOSE = 100;
+
+/** Users in one page of `list` / `GET /users`. */
+export const LIST_MAX = 100;
+
+/** Bytes of randomness in a resume token (base64url: 22 characters). */
+export const RESUME_TOKEN_BYTES = 16;
+
+/** Callers whose early candidates one user holds at a time; more are refused at once. */
+export const EARLY_SENDERS_MAX = 8;

@@ -1,117 +1,680 @@
-import type { LoginFailure } from '../protocol/errors.ts';
+import { type ErrorCode, ERRORS, errorMessage, type LoginFailure } from '../protocol/errors.ts';
+import { EARLY_CANDIDATES_MAX, EARLY_CANDIDATES_MS, EARLY_SENDERS_MAX, LIST_MAX, RATE_STRIKES_BEFORE_CLOSE } from '../protocol/limits.ts';
 import { type Logger, silentLogger } from '../log.ts';
-import { Session } from './session.ts';
-import type { Conn, Delivery, Envelope, Outcome, Presence, RelayKind } from './types.ts';
+import { takeToken } from './rate.ts';
+import { newToken, PRESENCE_TOPIC, Room, sameToken, Session } from './session.ts';
+import type { Cluster, Conn, Delivery, Envelope, EventKind, Outcome, Presence, RelayKind } from './types.ts';
 
-export type LoginOutcome = { ok: true; session: Session } | { ok: false; reason: LoginFailure };
+export type LoginOutcome =
+  | { ok: true; session: Session; resumed: boolean }
+  | { ok: false; reason: LoginFailure };
+
+export interface LoginOptions {
+  /** Hand out a resume token (if resume is on). */
+  resumable?: boolean;
+  /** Take back the session held under this token. */
+  resume?: string;
+}
+
+export type JoinOutcome = { ok: true; peers: string[] } | { ok: false; code: ErrorCode };
+
+/** Why an upgrade is refused before a socket exists. */
+export type Refusal = 'server_full' | 'too_many_from_ip';
+
+/** Operator limits the core enforces; 0 means unlimited (or, for times, off). */
+export interface HubLimits {
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  maxUsers: number;
+  loginTimeoutMs: number;
+  /** Frames per second per connection, and the bucket size. */
+  rate: number;
+  burst: number;
+  roomSize: number;
+  roomsPerUser: number;
+  /** How long a dropped resumable session waits for its client; 0 turns resume off. */
+  graceMs: number;
+  queueMessages: number;
+  queueBytes: number;
+  discovery: boolean;
+}
+
+export const UNLIMITED: HubLimits = {
+  maxConnections: 0,
+  maxConnectionsPerIp: 0,
+  maxUsers: 0,
+  loginTimeoutMs: 0,
+  rate: 0,
+  burst: 0,
+  roomSize: 0,
+  roomsPerUser: 0,
+  graceMs: 0,
+  queueMessages: 0,
+  queueBytes: 0,
+  discovery: false,
+};
 
 export interface HubOptions {
   delivery: Delivery;
-  presence?: Presence;
+  /** Other nodes sharing the namespace; absent, this hub is the whole namespace. */
+  cluster?: Cluster;
   log?: Logger;
+  limits?: Partial<HubLimits>;
+  /** A clock in milliseconds; tests may pass their own. */
+  now?: () => number;
 }
 
 /** Claims always succeed: on one node the hub's session map already keeps names unique. */
 export const localPresence: Presence = { claim: () => true, release: () => {} };
 
+/** A close the client meant: the session ends at once even if it could be resumed. */
+const deliberate = (code: number | undefined) => code === 1000 || code === 1005;
+
+const RELAY_KINDS = ['offer', 'answer', 'candidate', 'leave'] as const satisfies readonly RelayKind[];
+
 /**
- * The signaling core: sessions, calls and routing rules. It knows nothing of Bun, Deno,
- * Redis or any wire format; faces call its operations and render what they return.
+ * The signaling core: sessions, calls, rooms and routing rules. It knows nothing of Bun,
+ * Deno, Redis or any wire format; faces call its operations and render what they return.
+ *
+ * Routing rules: a call is a link between two users, made by an offer. `answer`,
+ * `candidate` and `leave` travel only between linked users, or between members of a room
+ * (the second kind of link). An offer to someone linked with another user is `busy`;
+ * calling a second user while linked is `already_in_call`.
+ *
+ * Each rule is checked where its state lives: the sender's side checks what the sender is
+ * in (`relay`), the recipient's side what the recipient is in (`accept`). On one node both
+ * run in one call; in a cluster the envelope crosses to the recipient's node in between,
+ * and a refusal travels back as an `error` envelope.
  */
 export class Hub {
   /** Sessions hosted here, by name. A `Map`, so `__proto__` is an ordinary name. */
   readonly sessions = new Map<string, Session>();
+  readonly rooms = new Map<string, Room>();
+  readonly connections = new Set<Conn>();
+  /** Open connections not (yet) logged in, for the login timeout. */
+  private readonly anonymous = new Set<Conn>();
+  /** Sessions holding early candidates, for their expiry. */
+  private readonly holding = new Set<Session>();
   /** Names whose (possibly asynchronous) claim is under way. */
   private readonly claiming = new Set<string>();
-  readonly connections = new Set<Conn>();
-  private readonly delivery: Delivery;
-  private readonly presence: Presence;
-  readonly log: Logger;
+  /** Connections per client address, counted from the upgrade on. */
+  private readonly perIp = new Map<string, number>();
+  private reserved = 0;
 
-  constructor({ delivery, presence = localPresence, log = silentLogger }: HubOptions) {
+  readonly stats = {
+    relayed: Object.fromEntries(RELAY_KINDS.map((k) => [k, 0])) as Record<RelayKind, number>,
+    errors: Object.fromEntries(Object.keys(ERRORS).map((k) => [k, 0])) as Record<ErrorCode, number>,
+    logins: 0,
+    loginFailures: 0,
+    resumes: 0,
+  };
+
+  private readonly delivery: Delivery;
+  readonly cluster: Cluster | undefined;
+  private readonly presence: Presence;
+  readonly limits: HubLimits;
+  readonly log: Logger;
+  readonly now: () => number;
+  private sweeper: ReturnType<typeof setInterval> | undefined;
+
+  constructor({ delivery, cluster, log = silentLogger, limits, now = () => performance.now() }: HubOptions) {
     this.delivery = delivery;
-    this.presence = presence;
+    this.cluster = cluster;
+    this.presence = cluster ?? localPresence;
     this.log = log;
+    this.limits = { ...UNLIMITED, ...limits };
+    this.now = now;
+  }
+
+  /** Start the once-a-tick sweep (login timeouts, early candidates); no per-message timers. */
+  start(): void {
+    if (this.sweeper !== undefined) return;
+    const shortest = Math.min(this.limits.loginTimeoutMs || EARLY_CANDIDATES_MS, EARLY_CANDIDATES_MS);
+    const every = Math.max(25, Math.min(1000, Math.floor(shortest / 4)));
+    this.sweeper = setInterval(() => this.sweep(), every);
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    for (const session of this.sessions.values()) clearTimeout(session.grace);
+  }
+
+  // ── connections ─────────────────────────────────────────────────────────────
+
+  /** Count an upgrade from `ip` before it happens; null, or why it is refused. */
+  reserve(ip: string): Refusal | null {
+    const { maxConnections, maxConnectionsPerIp } = this.limits;
+    if (maxConnections > 0 && this.reserved >= maxConnections) return 'server_full';
+    const n = this.perIp.get(ip) ?? 0;
+    if (maxConnectionsPerIp > 0 && n >= maxConnectionsPerIp) return 'too_many_from_ip';
+    this.perIp.set(ip, n + 1);
+    this.reserved++;
+    return null;
+  }
+
+  /** Give back a reservation whose upgrade did not happen (or whose socket closed). */
+  unreserve(ip: string): void {
+    this.reserved--;
+    const n = (this.perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, n);
   }
 
   open(conn: Conn): void {
     this.connections.add(conn);
+    this.anonymous.add(conn);
     this.log.info('connect', { conn: conn.data.id, ip: conn.data.ip });
   }
 
-  /** Claim `name` for `conn`. Synchronous on one node; a promise where presence is remote. */
-  login(conn: Conn, name: string): LoginOutcome | Promise<LoginOutcome> {
-    if (this.sessions.has(name) || this.claiming.has(name)) return { ok: false, reason: 'name_taken' };
-    const claimed = this.presence.claim(name);
-    if (claimed === true) return this.admit(conn, name);
-    if (claimed === false) return { ok: false, reason: 'name_taken' };
-    this.claiming.add(name);
-    conn.data.pending = true;
-    return claimed.then(
-      (ok) => {
-        this.claiming.delete(name);
-        conn.data.pending = false;
-        if (!ok) return { ok: false, reason: 'name_taken' } as const;
-        // The socket may have closed while the claim was in flight: give the name back.
-        if (!this.connections.has(conn)) {
-          this.presence.release(name);
-          return { ok: false, reason: 'name_taken' } as const;
-        }
-        return this.admit(conn, name);
-      },
-      (err: unknown) => {
-        this.claiming.delete(name);
-        conn.data.pending = false;
-        throw err;
-      },
-    );
+  /** One inbound frame: rate limit, then the connection's face. Never throws. */
+  receive(conn: Conn, frame: string | Uint8Array): void {
+    const { rate, burst } = this.limits;
+    const state = conn.data;
+    if (rate > 0 && !takeToken(state, this.now(), rate, burst)) {
+      this.countError('rate_limited');
+      if (state.strikes > RATE_STRIKES_BEFORE_CLOSE) {
+        this.log.warn('rate_limit_close', { conn: state.id, user: state.session?.name });
+        conn.close(4001, 'rate limit exceeded');
+      } else conn.send(state.face.error('rate_limited', ERRORS.rate_limited));
+      return;
+    }
+    try {
+      state.face.handle(conn, frame);
+    } catch (err) {
+      // A bug must cost one message, not the process or the other users.
+      this.countError('internal');
+      this.log.error('handler_failed', { conn: state.id, err });
+      conn.send(state.face.error('internal', ERRORS.internal));
+    }
   }
 
-  private admit(conn: Conn, name: string): LoginOutcome {
+  /**
+   * The socket is gone. A resumable session waits `graceMs` for its client unless the
+   * client closed deliberately (1000, or no code); any other session ends at once: its
+   * name is free and its partner and rooms are told.
+   */
+  close(conn: Conn, code?: number): void {
+    if (!this.connections.delete(conn)) return;
+    this.anonymous.delete(conn);
+    this.unreserve(conn.data.ip);
+    const session = conn.data.session;
+    this.log.info('close', { conn: conn.data.id, user: session?.name, code });
+    if (session === null) return;
+    conn.data.session = null;
+    if (session.conn !== conn) return; // resumed elsewhere meanwhile
+    session.conn = null;
+    if (session.token !== null && this.limits.graceMs > 0 && !deliberate(code)) this.hold(session);
+    else this.end(session);
+  }
+
+  // ── sessions ────────────────────────────────────────────────────────────────
+
+  /** Claim `name` for `conn`. Synchronous on one node; a promise where presence is shared. */
+  login(conn: Conn, name: string, opts: LoginOptions = {}): LoginOutcome | Promise<LoginOutcome> {
+    const identity = conn.data.identity;
+    if (identity !== null && identity !== name) return this.refuse('unauthorized');
+    const held = this.sessions.get(name);
+    if (held !== undefined) {
+      if (opts.resume !== undefined && held.token !== null && sameToken(opts.resume, held.token)) return this.resume(held, conn);
+      return this.refuse('name_taken');
+    }
+    if (this.claiming.has(name)) return this.refuse('name_taken');
+    const { maxUsers } = this.limits;
+    if (maxUsers > 0 && this.sessions.size + this.claiming.size >= maxUsers) return this.refuse('server_full');
+    const resumable = opts.resumable === true || opts.resume !== undefined;
+    const cluster = this.cluster;
+    if (cluster === undefined) return this.admit(conn, name, resumable);
+
+    // Shared presence: claim the name, then subscribe to its channel before answering,
+    // so a message sent right after the login reply already finds this node.
+    this.claiming.add(name);
+    conn.data.pending = true;
+    const settle = () => {
+      this.claiming.delete(name);
+      conn.data.pending = false;
+    };
+    return cluster
+      .claim(name)
+      .then(async (ok) => {
+        if (!ok) return this.refuse('name_taken');
+        await cluster.host(name);
+        // The socket may have closed while the claim was in flight: give the name back.
+        if (!this.connections.has(conn)) {
+          cluster.unhost(name);
+          cluster.release(name);
+          return this.refuse('name_taken');
+        }
+        return this.admit(conn, name, resumable);
+      })
+      .catch((err: unknown) => {
+        this.log.warn('claim_failed', { user: name, err: (err as Error).message });
+        return this.refuse('unavailable');
+      })
+      .finally(settle);
+  }
+
+  private refuse(reason: LoginFailure): LoginOutcome {
+    this.stats.loginFailures++;
+    return { ok: false, reason };
+  }
+
+  private admit(conn: Conn, name: string, resumable: boolean): LoginOutcome {
     const session = new Session(name, conn, conn.data.face);
+    if (resumable && this.limits.graceMs > 0) session.token = newToken();
     this.sessions.set(name, session);
+    this.attach(session, conn);
+    this.stats.logins++;
+    this.log.info('login', { conn: conn.data.id, user: name });
+    if (this.limits.discovery) this.announce(session, true);
+    return { ok: true, session, resumed: false };
+  }
+
+  private attach(session: Session, conn: Conn): void {
+    this.anonymous.delete(conn);
+    session.conn = conn;
     conn.data.session = session;
     conn.subscribe(session.topic);
-    this.log.info('login', { conn: conn.data.id, user: name });
-    return { ok: true, session };
+    if (session.rooms !== null) for (const room of session.rooms) conn.subscribe(room.topic);
   }
+
+  /** Take a session back with its token: on a new socket, or from a socket not yet seen dead. */
+  private resume(session: Session, conn: Conn): LoginOutcome {
+    const old = session.conn;
+    if (old !== null) {
+      old.data.session = null;
+      old.close(4002, 'session resumed on another connection');
+    }
+    clearTimeout(session.grace);
+    session.grace = undefined;
+    session.token = newToken();
+    this.attach(session, conn);
+    this.stats.resumes++;
+    this.log.info('resume', { conn: conn.data.id, user: session.name, queued: session.queue?.length ?? 0 });
+    return { ok: true, session, resumed: true };
+  }
+
+  /**
+   * After a resume's login reply: deliver what waited, in order, and tell the partner and
+   * rooms the user is back. (Separate so the reply goes first.)
+   */
+  flush(session: Session): void {
+    const conn = session.conn;
+    if (conn === null) return;
+    const queue = session.queue;
+    session.queue = null;
+    session.queueBytes = 0;
+    if (queue !== null) for (const frame of queue) conn.send(frame);
+    this.tellPeers(session, 'peer-reconnected');
+  }
+
+  /** The socket dropped: keep the session for `graceMs`, queueing what is sent to it. */
+  private hold(session: Session): void {
+    session.queue = [];
+    session.queueBytes = 0;
+    this.log.info('grace', { user: session.name, ms: this.limits.graceMs });
+    this.tellPeers(session, 'peer-disconnected');
+    session.grace = setTimeout(() => {
+      session.grace = undefined;
+      if (session.conn !== null) return;
+      this.log.info('grace_expired', { user: session.name, dropped: session.queue?.length ?? 0 });
+      this.end(session);
+    }, this.limits.graceMs);
+  }
+
+  /** A session ends: its name is free, its partner hears `leave`, its rooms `peer-left`. */
+  private end(session: Session): void {
+    this.sessions.delete(session.name);
+    clearTimeout(session.grace);
+    session.queue = null;
+    this.forgetEarly(session);
+    if (session.partner !== null) this.leave(session);
+    if (session.rooms !== null) for (const room of [...session.rooms]) this.exitRoom(session, room);
+    if (this.limits.discovery) this.announce(session, false);
+    this.cluster?.unhost(session.name);
+    this.presence.release(session.name);
+  }
+
+  private tellPeers(session: Session, kind: 'peer-disconnected' | 'peer-reconnected'): void {
+    if (session.partner !== null) this.route(session, { kind, from: session.name, to: session.partner });
+    if (session.rooms !== null) for (const room of session.rooms) this.toRoom(room, kind, session);
+  }
+
+  // ── routing: the sender's side ──────────────────────────────────────────────
 
   /** Forward an offer, answer or candidate from `from` to the user `to`. */
   relay(from: Session, to: string, kind: Exclude<RelayKind, 'leave'>, payload: unknown): Outcome {
-    const target = this.sessions.get(to);
-    if (target === undefined) return 'user_not_found';
-    if (kind !== 'candidate') {
-      from.partner = to;
-      target.partner = from.name;
+    // The hot path: a message within an established call.
+    if (from.partner === to || from.inRoomWith(to)) return this.route(from, { kind, from: from.name, to, payload });
+    if (to === from.name) return this.countError('self_target');
+    if (kind === 'answer') return this.countError('not_in_call');
+    if (kind === 'candidate') {
+      // In no call, it may be a candidate sent before its offer: the callee's side holds it.
+      if (from.partner !== null) return this.countError('not_in_call');
+      return this.route(from, { kind, from: from.name, to, payload });
     }
-    return this.deliver(target, { kind, from: from.name, to, payload });
+    if (from.partner !== null) return this.countError('already_in_call');
+    from.partner = to; // undone if the callee refuses
+    return this.route(from, { kind, from: from.name, to, payload });
   }
 
-  /** End the call between `from` and `to` (default: `from`'s current partner). */
+  /**
+   * End the call between `from` and `to` (default: `from`'s current partner). Between
+   * room members who are not in a 1:1 call, `leave` is relayed and changes nothing else.
+   */
   leave(from: Session, to: string | undefined = from.partner ?? undefined): Outcome {
-    if (to === undefined || from.partner !== to) return 'not_in_call';
-    from.partner = null;
-    const target = this.sessions.get(to);
-    if (target === undefined) return 'ok';
-    if (target.partner === from.name) target.partner = null;
-    return this.deliver(target, { kind: 'leave', from: from.name, to });
+    if (to === undefined) return this.countError('not_in_call');
+    if (to === from.name) return this.countError('self_target');
+    if (from.partner === to) from.partner = null;
+    else if (!from.inRoomWith(to)) return this.countError('not_in_call');
+    return this.route(from, { kind: 'leave', from: from.name, to });
   }
 
-  /** The socket is gone: free its name at once and tell its partner. */
-  close(conn: Conn): void {
-    this.connections.delete(conn);
-    const session = conn.data.session;
-    this.log.info('close', { conn: conn.data.id, user: session?.name });
-    if (session === null) return;
-    conn.data.session = null;
-    session.conn = null;
-    this.sessions.delete(session.name);
-    this.presence.release(session.name);
-    if (session.partner !== null) this.leave(session);
+  /** Carry an envelope to its recipient: here, or through the cluster. */
+  private route(from: Session, env: Envelope): Outcome {
+    const target = this.sessions.get(env.to);
+    if (target !== undefined) {
+      const outcome = this.accept(env, target);
+      if (outcome !== 'ok') this.refused(from, env, outcome);
+      return outcome;
+    }
+    const cluster = this.cluster;
+    if (cluster === undefined) {
+      this.refused(from, env, 'user_not_found');
+      return this.countError('user_not_found');
+    }
+    env.node = cluster.node;
+    cluster.send(env).then(
+      (n) => n === 0 && this.bounced(env, 'user_not_found'),
+      () => this.bounced(env, 'unavailable'),
+    );
+    return 'ok';
   }
 
+  /** A refusal comes back: undo what the sender's side assumed (a call it offered). */
+  private refused(from: Session, env: Envelope, code: ErrorCode): void {
+    if (env.kind === 'offer' && from.partner === env.to && code !== 'queue_full') from.partner = null;
+    if (code === 'busy' || code === 'user_not_found') this.log.debug('refused', { user: from.name, to: env.to, code });
+  }
+
+  /** A refusal decided after `relay` returned (on another node, or later): tell the sender. */
+  private bounced(env: Envelope, code: ErrorCode): void {
+    if (env.kind !== 'offer' && env.kind !== 'answer' && env.kind !== 'candidate' && env.kind !== 'leave') return;
+    const sender = this.sessions.get(env.from);
+    if (sender !== undefined) return this.tell(sender, env.to, env.kind, code);
+    // The sender is on another node: the refusal travels back to it.
+    this.cluster?.send({ kind: 'error', from: env.to, to: env.from, code, request: env.kind, node: this.cluster.node }).catch(() => {});
+  }
+
+  private tell(sender: Session, about: string, request: string, code: ErrorCode): void {
+    this.refused(sender, { kind: request as RelayKind, from: sender.name, to: about }, code);
+    this.countError(code);
+    sender.conn?.send(sender.face.error(code, errorMessage(code, about), { name: about, request }));
+  }
+
+  // ── routing: the recipient's side ───────────────────────────────────────────
+
+  /** An envelope from another node (the cluster calls this for every message on a user's channel). */
+  receiveEnvelope(env: Envelope): void {
+    const target = this.sessions.get(env.to);
+    if (target === undefined) return; // moved or gone; the sender learns from the receiver count
+    if (env.kind === 'error') return this.tell(target, env.from, env.request ?? '', env.code ?? 'internal');
+    const outcome = this.accept(env, target);
+    if (outcome !== 'ok') this.bounced(env, outcome);
+  }
+
+  /** The recipient's rules: is `env.from` linked to `target` (or about to be, by this offer)? */
+  private accept(env: Envelope, target: Session): Outcome {
+    const from = env.from;
+    const linked = target.partner === from || target.inRoomWith(from);
+    switch (env.kind) {
+      case 'offer':
+        if (linked) return this.deliver(target, env);
+        if (target.partner !== null) {
+          this.dropEarly(target, from, true);
+          return this.countError('busy');
+        }
+        target.partner = from;
+        return this.deliverOffer(target, env);
+      case 'answer':
+        return linked ? this.deliver(target, env) : this.countError('not_in_call');
+      case 'candidate':
+        if (linked) return this.deliver(target, env);
+        return target.partner === null ? this.holdEarly(target, from, env.payload) : this.countError('not_in_call');
+      case 'leave':
+        if (target.partner === from) target.partner = null;
+        return this.deliver(target, env);
+      default:
+        // Events about a peer (peer-disconnected, peer-reconnected) need no link check.
+        return this.deliver(target, env);
+    }
+  }
+
+  /** A new call's offer, then the candidates its caller sent before it. */
+  private deliverOffer(target: Session, env: Envelope): Outcome {
+    const outcome = this.deliver(target, env);
+    const early = target.early?.get(env.from);
+    if (early !== undefined) {
+      this.forgetSender(target, env.from);
+      for (const payload of early.payloads) this.deliver(target, { kind: 'candidate', from: env.from, to: target.name, payload });
+    }
+    return outcome;
+  }
+
+  /** Hold a candidate sent before its offer (some stacks gather before they offer). */
+  private holdEarly(target: Session, from: string, payload: unknown): Outcome {
+    const early = (target.early ??= new Map());
+    let held = early.get(from);
+    if (held === undefined) {
+      if (early.size >= EARLY_SENDERS_MAX) return this.countError('not_in_call');
+      early.set(from, (held = { since: this.now(), payloads: [] }));
+      this.holding.add(target);
+    }
+    if (held.payloads.length >= EARLY_CANDIDATES_MAX) return this.countError('not_in_call');
+    held.payloads.push(payload);
+    return 'ok';
+  }
+
+  /** Drop what `from` sent `target` early; `report` tells the sender, one error per candidate. */
+  private dropEarly(target: Session, from: string, report: boolean): void {
+    const held = target.early?.get(from);
+    if (held === undefined) return;
+    this.forgetSender(target, from);
+    if (!report) return;
+    for (let i = 0; i < held.payloads.length; i++) {
+      this.bounced({ kind: 'candidate', from, to: target.name }, 'not_in_call');
+    }
+  }
+
+  private forgetSender(target: Session, from: string): void {
+    target.early?.delete(from);
+    if (target.early?.size === 0) {
+      target.early = null;
+      this.holding.delete(target);
+    }
+  }
+
+  /** A session ends: nothing it held, and nothing held from it, is delivered later. */
+  private forgetEarly(session: Session): void {
+    if (session.early !== null) {
+      for (const from of session.early.keys()) this.dropEarly(session, from, true);
+    }
+    for (const target of this.holding) this.forgetSender(target, session.name);
+  }
+
+  /** Deliver to one user: one publish on its topic, or into its queue while it reconnects. */
   private deliver(target: Session, env: Envelope): Outcome {
-    const delivered = this.delivery.publish(target.topic, target.face.render(env));
-    return delivered === 0 ? 'user_not_found' : 'ok';
+    const frame = target.face.render(env);
+    if (target.conn === null) return this.enqueue(target, frame);
+    if (this.delivery.publish(target.topic, frame) === 0) return this.countError('user_not_found');
+    if (env.kind in this.stats.relayed) this.stats.relayed[env.kind as RelayKind]++;
+    return 'ok';
+  }
+
+  private enqueue(target: Session, frame: string): Outcome {
+    const queue = target.queue;
+    if (queue === null) return this.countError('user_not_found');
+    const { queueMessages, queueBytes } = this.limits;
+    if ((queueMessages > 0 && queue.length >= queueMessages) || (queueBytes > 0 && target.queueBytes + frame.length > queueBytes)) {
+      return this.countError('queue_full');
+    }
+    queue.push(frame);
+    target.queueBytes += frame.length;
+    return 'ok';
+  }
+
+  // ── rooms ───────────────────────────────────────────────────────────────────
+
+  join(session: Session, name: string): JoinOutcome | Promise<JoinOutcome> {
+    const { roomSize, roomsPerUser } = this.limits;
+    const room = this.rooms.get(name);
+    if (room !== undefined && room.members.has(session.name)) return { ok: true, peers: this.peersOf(room, session) };
+    if (roomsPerUser > 0 && (session.rooms?.size ?? 0) >= roomsPerUser) return { ok: false, code: this.countError('too_many_rooms') };
+    const cluster = this.cluster;
+    if (cluster === undefined) {
+      if (room !== undefined && roomSize > 0 && room.members.size >= roomSize) return { ok: false, code: this.countError('room_full') };
+      return this.enter(session, room ?? this.openRoom(name), room === undefined ? [] : [...room.members]);
+    }
+    return cluster.joinRoom(name, session.name, roomSize).then(
+      (members) => {
+        if (members === null) return { ok: false, code: this.countError('room_full') } as const;
+        if (!this.sessions.has(session.name)) return { ok: false, code: this.countError('not_logged_in') } as const;
+        const current = this.rooms.get(name) ?? this.openRoom(name);
+        for (const m of members) if (m !== session.name) current.members.add(m);
+        return this.enter(session, current, this.peersOf(current, session));
+      },
+      () => ({ ok: false, code: this.countError('unavailable') }) as const,
+    );
+  }
+
+  private openRoom(name: string): Room {
+    const room = new Room(name);
+    this.rooms.set(name, room);
+    return room;
+  }
+
+  private enter(session: Session, room: Room, peers: string[]): JoinOutcome {
+    // Tell the others before subscribing, so the joiner does not hear about itself.
+    this.toRoom(room, 'peer-joined', session);
+    room.members.add(session.name);
+    (session.rooms ??= new Set()).add(room);
+    session.conn?.subscribe(room.topic);
+    this.log.info('join', { user: session.name, room: room.name, members: room.members.size });
+    return { ok: true, peers };
+  }
+
+  leaveRoom(session: Session, name: string): Outcome {
+    const room = this.rooms.get(name);
+    if (room === undefined || !room.members.has(session.name)) return this.countError('not_in_room');
+    this.exitRoom(session, room);
+    return 'ok';
+  }
+
+  private exitRoom(session: Session, room: Room): void {
+    room.members.delete(session.name);
+    session.rooms?.delete(room);
+    if (session.rooms?.size === 0) session.rooms = null;
+    session.conn?.unsubscribe(room.topic);
+    this.cluster?.leaveRoom(room.name, session.name);
+    this.toRoom(room, 'peer-left', session);
+    this.dropRoomIfUnused(room);
+    this.log.info('leave_room', { user: session.name, room: room.name });
+  }
+
+  /** Forget a room no local session is in (other nodes keep their own view of it). */
+  private dropRoomIfUnused(room: Room): void {
+    for (const m of room.members) if (this.sessions.has(m)) return;
+    this.rooms.delete(room.name);
+  }
+
+  private peersOf(room: Room, session: Session): string[] {
+    return [...room.members].filter((m) => m !== session.name);
+  }
+
+  /** A room event: one publish on the room's topic, rendered once, and to the other nodes. */
+  private toRoom(room: Room, kind: EventKind, about: Session): void {
+    const env: Envelope = { kind, from: about.name, to: '', room: room.name };
+    this.delivery.publish(room.topic, about.face.render(env));
+    if (this.cluster !== undefined) {
+      env.node = this.cluster.node;
+      this.cluster.roomEvent(env);
+    }
+  }
+
+  /** A room event from another node: keep the member list, tell the members here. */
+  receiveRoomEvent(env: Envelope, face: { render(env: Envelope): string }): void {
+    const room = env.room === undefined ? undefined : this.rooms.get(env.room);
+    if (room === undefined) return;
+    if (env.kind === 'peer-joined') room.members.add(env.from);
+    if (env.kind === 'peer-left') room.members.delete(env.from);
+    this.delivery.publish(room.topic, face.render(env));
+  }
+
+  /** The members of the rooms `session` is in, for snapshots after a resume. */
+  roomsOf(session: Session): Array<{ room: string; peers: string[] }> {
+    if (session.rooms === null) return [];
+    return [...session.rooms].map((room) => ({ room: room.name, peers: this.peersOf(room, session) }));
+  }
+
+  // ── discovery ───────────────────────────────────────────────────────────────
+
+  /** One page of logged-in names after `cursor`, in code-point order. */
+  listUsers(cursor = '', limit = LIST_MAX): { users: string[]; next?: string } {
+    const names = [...this.sessions.keys()].filter((n) => n > cursor).sort();
+    const page = names.slice(0, Math.min(limit, LIST_MAX));
+    return page.length < names.length ? { users: page, next: page.at(-1)! } : { users: page };
+  }
+
+  watchPresence(conn: Conn): void {
+    conn.subscribe(PRESENCE_TOPIC);
+  }
+
+  private announce(session: Session, online: boolean): void {
+    this.delivery.publish(PRESENCE_TOPIC, session.face.render({ kind: 'presence', from: session.name, to: '', payload: online }));
+  }
+
+  // ── bookkeeping ─────────────────────────────────────────────────────────────
+
+  countError<C extends ErrorCode>(code: C): C {
+    this.stats.errors[code]++;
+    return code;
+  }
+
+  /** How many of each thing the hub holds: for /healthz, metrics and leak checks. */
+  census() {
+    let calls = 0;
+    let waiting = 0;
+    for (const s of this.sessions.values()) {
+      if (s.partner !== null) calls++;
+      if (s.conn === null) waiting++;
+    }
+    return {
+      connections: this.connections.size,
+      anonymous: this.anonymous.size,
+      sessions: this.sessions.size,
+      resumable: waiting,
+      calls: calls / 2,
+      rooms: this.rooms.size,
+      holding: this.holding.size,
+      claiming: this.claiming.size,
+      addresses: this.perIp.size,
+      reserved: this.reserved,
+    };
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    const { loginTimeoutMs } = this.limits;
+    if (loginTimeoutMs > 0) {
+      for (const conn of this.anonymous) {
+        if (now - conn.data.openedAt < loginTimeoutMs || conn.data.pending) continue;
+        this.anonymous.delete(conn);
+        this.log.info('login_timeout', { conn: conn.data.id, ip: conn.data.ip });
+        conn.close(4000, 'login timeout');
+      }
+    }
+    for (const target of this.holding) {
+      for (const [from, held] of target.early!) if (now - held.since >= EARLY_CANDIDATES_MS) this.dropEarly(target, from, true);
+    }
   }
 }

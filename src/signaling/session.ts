@@ -1,16 +1,45 @@
+import { RESUME_TOKEN_BYTES } from '../protocol/limits.ts';
 import type { Conn, Face } from './types.ts';
 
 /** The topic a user's connections subscribe to; delivery to a user is one publish on it. */
 export const userTopic = (name: string): string => `user:${name}`;
+export const roomTopic = (name: string): string => `room:${name}`;
+/** Subscribers receive a `presence` event whenever a user logs in or out (discovery). */
+export const PRESENCE_TOPIC = 'presence';
+
+/** Candidates a caller sent before its offer, held by the callee's session (see EARLY_CANDIDATES_*). */
+export interface EarlyCandidates {
+  since: number;
+  payloads: unknown[];
+}
+
+/** A room: its members by name. Deleted when the last one leaves. */
+export class Room {
+  readonly topic: string;
+  readonly members = new Set<string>();
+  constructor(readonly name: string) {
+    this.topic = roomTopic(name);
+  }
+}
 
 /**
- * A logged-in user. A session is not a socket: it holds the name and the call state, and a
- * socket is attached to it. (Resume, in a later step, re-attaches a new socket.)
+ * A logged-in user. A session is not a socket: it holds the name, the call, the rooms
+ * and, while its socket is gone and it may be resumed, the messages waiting for it.
  */
 export class Session {
   readonly topic: string;
-  /** The user this one is in a 1:1 call with: the seed's `otherName`. */
+  /** The user this one is in a 1:1 call with: the seed's `otherName`, made by an offer. */
   partner: string | null = null;
+  /** Candidates other users sent to this one before their offer, by sender. */
+  early: Map<string, EarlyCandidates> | null = null;
+  /** Rooms this user is in (null until the first join: most users never join one). */
+  rooms: Set<Room> | null = null;
+  /** The token that resumes this session, when the client asked for one. */
+  token: string | null = null;
+  /** While in grace: frames waiting for the resume, their size, and the expiry timer. */
+  queue: string[] | null = null;
+  queueBytes = 0;
+  grace: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(
     readonly name: string,
@@ -19,4 +48,26 @@ export class Session {
   ) {
     this.topic = userTopic(name);
   }
+
+  inRoomWith(name: string): boolean {
+    if (this.rooms === null) return false;
+    for (const room of this.rooms) if (room.members.has(name)) return true;
+    return false;
+  }
+}
+
+/** An unguessable token: 128 random bits, base64url. */
+export function newToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(RESUME_TOKEN_BYTES));
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
+/** Compare tokens in time independent of where they differ. */
+export function sameToken(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }

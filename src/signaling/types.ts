@@ -1,13 +1,26 @@
 import type { ErrorCode } from '../protocol/errors.ts';
 import type { Session } from './session.ts';
 
-/** What travels from one session to another (and, in a cluster, between nodes). */
+/** Messages one user addresses to another. */
 export type RelayKind = 'offer' | 'answer' | 'candidate' | 'leave';
+/** Events the server tells users about. */
+export type EventKind = 'peer-joined' | 'peer-left' | 'peer-disconnected' | 'peer-reconnected' | 'presence';
+
+/**
+ * What travels from one session to others (and, in a cluster, between nodes): neutral,
+ * rendered for each recipient's face. `to` is a user, or empty for a room or presence event.
+ */
 export interface Envelope {
-  kind: RelayKind;
+  kind: RelayKind | EventKind | 'error';
   from: string;
   to: string;
   payload?: unknown;
+  room?: string;
+  /** For `error` envelopes (a refusal travelling back to the sender's node). */
+  code?: ErrorCode;
+  request?: string;
+  /** The node that sent it (cluster only). */
+  node?: string;
 }
 
 /** A face renders core events in its wire format (the seed JSON, later PeerJS). */
@@ -17,6 +30,7 @@ export interface Face {
   handle(conn: Conn, frame: string | Uint8Array): void;
   /** Render an envelope for a recipient on this face. */
   render(env: Envelope): string;
+  /** Render an error for a connection of this face. */
   error(code: ErrorCode, message: string, extra?: Record<string, unknown>): string;
 }
 
@@ -25,9 +39,16 @@ export interface ConnState {
   readonly id: number;
   readonly ip: string;
   readonly face: Face;
+  /** The name a verified token allows this connection to claim (auth on), else null. */
+  readonly identity: string | null;
+  readonly openedAt: number;
   session: Session | null;
   /** A login is being decided (presence claims may be asynchronous). */
   pending: boolean;
+  /** Token bucket: tokens left, when they were last counted, refusals in a row. */
+  tokens: number;
+  stamp: number;
+  strikes: number;
 }
 
 /**
@@ -57,6 +78,26 @@ export interface Delivery {
 export interface Presence {
   claim(name: string): boolean | Promise<boolean>;
   release(name: string): void;
+}
+
+/**
+ * What the hub needs from the other nodes of a cluster (src/cluster/ implements it on
+ * Redis). Every call may fail while the shared store is unreachable; the hub turns that
+ * into `unavailable` for the client.
+ */
+export interface Cluster extends Presence {
+  readonly node: string;
+  claim(name: string): Promise<boolean>;
+  /** Envelopes for `name` reach this node from now on (its channel is subscribed). */
+  host(name: string): Promise<void>;
+  unhost(name: string): void;
+  /** Deliver to a user hosted elsewhere: resolves to how many nodes got it (0 = nobody has that user). */
+  send(env: Envelope): Promise<number>;
+  /** Join a room shared by the nodes: every member after joining, or null when it is full. */
+  joinRoom(room: string, name: string, limit: number): Promise<string[] | null>;
+  leaveRoom(room: string, name: string): void;
+  /** A room event for the other nodes with members in the room. */
+  roomEvent(env: Envelope): void;
 }
 
 export type Outcome = 'ok' | ErrorCode;

@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * Drives headless Chromium against the compiled signalbox. browser.test.ts starts this
  * script inside a network namespace that has only `lo`, so every WebRTC candidate and packet
@@ -35,6 +34,12 @@ export const CHROMIUM_ARGS = [
 ];
 
 type Facts = Record<string, unknown>;
+
+// Functions passed to page.evaluate run in the browser. These stand-ins type them without
+// adding the DOM library to the whole program (it would retype WebSocket for every test).
+declare const document: any;
+declare const window: any;
+declare const innerWidth: number;
 const report = (scenario: string, facts: Facts, error?: string) =>
   console.log(`@@e2e ${JSON.stringify({ scenario, facts, error })}`);
 
@@ -126,7 +131,7 @@ const view = (page: Page) =>
       video: t('st-video'),
       incomingShown: !document.getElementById('incoming')!.hidden,
       inCallShown: !document.getElementById('in-call')!.hidden,
-      callEnabled: !(document.getElementById('call-button') as HTMLButtonElement).disabled,
+      callEnabled: !document.getElementById('call-button').disabled,
     };
   });
 
@@ -204,7 +209,7 @@ await scenario('call', async (facts, contexts) => {
   await waitText(bob, '#st-video', 'frames decoded');
   await waitText(alice, '#st-video', 'frames decoded');
   facts.video = await bob.evaluate(() => {
-    const v = document.getElementById('remote-video') as HTMLVideoElement;
+    const v = document.getElementById('remote-video');
     return {
       status: document.getElementById('st-video')!.textContent,
       framesDecoded: Number(/(\d+) frames decoded/.exec(document.getElementById('st-video')!.textContent ?? '')?.[1] ?? 0),
@@ -271,7 +276,7 @@ await scenario('seed-client', async (facts, contexts) => {
   for (const name of ['seed-alice', 'seed-bob']) {
     const page = await newPage(await contexts(), name);
     await page.goto(url);
-    await page.waitForFunction(() => (window as any).conn.readyState === 1);
+    await page.waitForFunction(() => window.conn.readyState === 1);
     await page.fill('#usernameInput', name);
     await page.click('#loginBtn');
     await page.locator('#callPage').waitFor({ state: 'visible' });
@@ -280,7 +285,7 @@ await scenario('seed-client', async (facts, contexts) => {
   const [a, b] = pages as [Page, Page];
   await a.fill('#callToUsernameInput', 'seed-bob');
   await a.click('#callBtn');
-  for (const p of pages) await p.waitForFunction(() => (window as any).dataChannel.readyState === 'open');
+  for (const p of pages) await p.waitForFunction(() => window.dataChannel.readyState === 'open');
   await a.fill('#msgInput', 'hello from a seed client');
   await a.click('#sendMsgBtn');
   await waitText(b, '#chatarea', 'seed-alice: hello from a seed client');
@@ -288,8 +293,8 @@ await scenario('seed-client', async (facts, contexts) => {
   await b.click('#sendMsgBtn');
   await waitText(a, '#chatarea', 'seed-bob: and back');
   await a.click('#hangUpBtn');
-  await b.waitForFunction(() => (window as any).seen.includes('leave'));
-  const seen = (p: Page) => p.evaluate(() => ({ seen: (window as any).seen, chat: document.getElementById('chatarea')!.innerText }));
+  await b.waitForFunction(() => window.seen.includes('leave'));
+  const seen = (p: Page) => p.evaluate(() => ({ seen: window.seen, chat: document.getElementById('chatarea')!.innerText }));
   facts.a = await seen(a);
   facts.b = await seen(b);
 });

@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { Client, loggedIn, startServer, type TestServer } from './helpers.ts';
+import { RawClient } from './raw-client.ts';
+
+/**
+ * A corpus of hostile frames. Each one gets exactly one error (or a documented close),
+ * and afterwards the connection (where it stays open) and the server still work.
+ */
+let srv: TestServer;
+beforeAll(async () => {
+  srv = await startServer({ maxFrame: 2 * 1024 * 1024, rate: 0, maxConnectionsPerIp: 0 });
+});
+afterAll(() => srv.stop());
+
+let seq = 0;
+const uniq = (base: string) => `${base}-${++seq}`;
+const deep = (n: number, open: string, close: string) => open.repeat(n) + close.repeat(n);
+
+async function expectOneError(c: Client, frame: string | Uint8Array, code: string) {
+  c.ws.send(frame);
+  const reply = await c.next();
+  expect(reply.type === 'error' ? reply.code : `${reply.type}:${reply.reason}`).toBe(code);
+  await c.quiet(20);
+}
+
+describe('garbage corpus', () => {
+  const corpus: Array<[string, string | Uint8Array, string]> = [
+    ['empty text frame', '', 'invalid_json'],
+    ['whitespace', '   \n ', 'invalid_json'],
+    ['binary frame', new Uint8Array([0, 159, 146, 150]), 'binary_frame'],
+    ['empty binary frame', new Uint8Array(0), 'binary_frame'],
+    ['binary JSON', new TextEncoder().encode('{"type":"login","name":"x"}'), 'binary_frame'],
+    ['array nested 10,000 deep', deep(10_000, '[', ']'), 'invalid_message'],
+    ['object nested 10,000 deep', `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`, 'unknown_type'],
+    ['type nested 10,000 deep', `{"type":${deep(10_000, '[', ']')}}`, 'unknown_type'],
+    ['null', 'null', 'invalid_message'],
+    ['true', 'true', 'invalid_message'],
+    ['a number', '1e309', 'invalid_message'],
+    ['a 1 MiB string', JSON.stringify('x'.repeat(1 << 20)), 'invalid_message'],
+    ['a 1 MiB type', JSON.stringify({ type: 'x'.repeat(1 << 20) }), 'unknown_type'],
+    ['a 1 MiB name', JSON.stringify({ type: 'login', name: 'x'.repeat(1 << 20) }), 'login:invalid_name'],
+    ['type as a number', '{"type":1}', 'unknown_type'],
+    ['type as an object', '{"type":{"toString":"login"}}', 'unknown_type'],
+    ['type as an array', '{"type":["login"]}', 'unknown_type'],
+    ['name as a number', '{"type":"login","name":5}', 'login:invalid_name'],
+    ['name as null', '{"type":"login","name":null}', 'login:invalid_name'],
+    ['name as an object', '{"type":"login","name":{}}', 'login:invalid_name'],
+    ['type __proto__', '{"type":"__proto__"}', 'unknown_type'],
+    ['type constructor', '{"type":"constructor"}', 'unknown_type'],
+    ['type toString', '{"type":"toString"}', 'unknown_type'],
+    ['type hasOwnProperty', '{"type":"hasOwnProperty"}', 'unknown_type'],
+    ['__proto__ key with a type', '{"__proto__":{"type":"login"},"name":"x"}', 'unknown_type'],
+    ['offer before login', '{"type":"offer","name":"x","offer":"y"}', 'not_logged_in'],
+    ['duplicate keys', '{"type":"dance","type":"dance"}', 'unknown_type'],
+    ['lone surrogate escape in name', '{"type":"login","name":"\\udc00"}', 'login:invalid_name'],
+    ['BOM before JSON', '\ufeff{"type":"login","name":"x"}', 'invalid_json'],
+    ['trailing garbage', '{"type":"login","name":"x"} extra', 'invalid_json'],
+    ['NUL in JSON', '{"type":"login\u0000"}', 'invalid_json'],
+  ];
+
+  for (const [what, frame, code] of corpus) {
+    test(what, async () => {
+      const c = await Client.connect(srv.url);
+      await expectOneError(c, frame, code);
+      await c.login(uniq('after'));
+      c.close();
+    });
+  }
+
+  test('a thousand unknown types, one error each, in order', async () => {
+    const c = await Client.connect(srv.url);
+    for (let i = 0; i < 1000; i++) c.send({ type: `unknown-${i}` });
+    await c.waitFor(1000);
+    const replies = c.received.splice(0);
+    expect(replies.map((r) => r.message)).toEqual(Array.from({ length: 1000 }, (_, i) => `Command not found: unknown-${i}`));
+    await c.quiet(50);
+    await c.login(uniq('after'));
+    c.close();
+  });
+
+  test('a logged-in user sending garbage keeps its call', async () => {
+    const [an, bn] = [uniq('a'), uniq('b')];
+    const [a, b] = (await loggedIn(srv.url, an, bn)) as [Client, Client];
+    a.send({ type: 'offer', name: bn, offer: 'sdp' });
+    await b.next();
+    for (const [, frame, code] of corpus.filter(([, , code]) => code !== 'not_logged_in' && code !== 'login:invalid_name')) {
+      await expectOneError(a, frame, code);
+    }
+    a.send({ type: 'candidate', name: bn, candidate: 'still here' });
+    expect(await b.next()).toEqual({ type: 'candidate', candidate: 'still here', name: an });
+    a.close();
+    b.close();
+  });
+
+  test('a deeply nested payload is relayed or refused, never a crash', async () => {
+    const [an, bn] = [uniq('a'), uniq('b')];
+    const [a, b] = (await loggedIn(srv.url, an, bn)) as [Client, Client];
+    a.send(`{"type":"offer","name":${JSON.stringify(bn)},"offer":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}`);
+    const [toB, toA] = await Promise.race([
+      b.next().then((m) => [m, null] as const),
+      a.next().then((m) => [null, m] as const),
+    ]);
+    if (toB) expect(toB.type).toBe('offer');
+    else expect(toA!.type).toBe('error');
+    expect(srv.hub?.stats.errors.internal ?? 0).toBe(0);
+    a.close();
+    b.close();
+  });
+
+  test('invalid UTF-8 in a text frame closes that connection with 1007; the server stays up', async () => {
+    const raw = await RawClient.connect(srv.url);
+    raw.socket.write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])); // masked text frame, key 0
+    await Promise.race([raw.ended, Bun.sleep(2000)]);
+    expect(raw.closeCode).toBe(1007);
+    raw.destroy();
+    const [c] = await loggedIn(srv.url, uniq('still-up'));
+    c!.close();
+  });
+});
