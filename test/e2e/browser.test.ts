@@ -125,7 +125,9 @@ describe('in a real browser', () => {
   });
 
   e2e('two pages log in, call, and chat over the data channel both ways', async () => {
-    const f = await facts('call', 'headers', 'incoming', 'connected', 'messages', 'pageErrors');
+    const f = await facts('call', 'beforeLogin', 'headers', 'incoming', 'connected', 'messages', 'pageErrors');
+    // The page connects on login, so the server's login timeout never closes an idle page.
+    expect(f.beforeLogin).toBe('signaling: not connected');
     expect(f.headers.type).toContain('text/html');
     expect(f.headers.csp).toContain("script-src 'sha256-");
     expect(f.incoming).toBe('alice is calling you.');
@@ -135,6 +137,12 @@ describe('in a real browser', () => {
       expect(f.messages[who]).toEqual(['alice: hello bob', 'bob: hi alice']);
     }
     expect(f.pageErrors).toEqual([]);
+  });
+
+  e2e('the page uses the ICE servers the server hands out with the login', async () => {
+    const { ice } = await facts('call', 'ice');
+    expect(ice.shown).toBe(ice.stunUrl);
+    expect(ice.stunPackets).toBeGreaterThan(0);
   });
 
   e2e('with the fake camera, the callee decodes video frames', async () => {
@@ -172,7 +180,12 @@ describe('in a real browser', () => {
   e2e('server errors read as sentences', async () => {
     const f = await facts('errors');
     expect(f.notOnline.notice).toBe('nobody is not online. Check the spelling, or ask them to open this page and log in.');
-    expect(f.nameTaken).toEqual({ notice: 'The name gina is taken. Choose another.', loginShown: true });
+    expect(f.nameTaken).toEqual({
+      notice: 'The name gina is taken. Choose another.',
+      loginShown: true,
+      signaling: 'signaling: not connected',
+    });
+    expect(f.retried).toBe('Logged in as gina2. Enter a name to call, or wait for a call.');
   });
 
   e2e('a seed-tutorial-style client completes a data-channel call (the compatibility contract)', async () => {

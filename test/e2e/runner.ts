@@ -45,7 +45,13 @@ const report = (scenario: string, facts: Facts, error?: string) =>
 
 // ---- the server under test -------------------------------------------------------------
 
-const server = Bun.spawn([exe, '--port', '0', '--host', '127.0.0.1'], { stdout: 'pipe', stderr: 'pipe' });
+// A STUN server for the server to hand out: it only counts what arrives, which proves the
+// page gave the login reply's iceServers to its RTCPeerConnection.
+let stunPackets = 0;
+const stun = await Bun.udpSocket({ hostname: '127.0.0.1', socket: { data: () => void stunPackets++ } });
+const stunUrl = `stun:127.0.0.1:${stun.port}`;
+
+const server = Bun.spawn([exe, '--port', '0', '--host', '127.0.0.1', '--stun', stunUrl], { stdout: 'pipe', stderr: 'pipe' });
 const serverLog: string[] = [];
 const port = await new Promise<number>((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error(`no listening line: ${serverLog.join('')}`)), 10_000);
@@ -107,14 +113,15 @@ async function waitText(page: Page, selector: string, expected: string) {
   }
 }
 
-/** Open the call page and log in as `name`. */
-async function demo(ctx: BrowserContext, name: string): Promise<Page> {
+/** Open the call page and log in as `name` (the page connects to the server on login). */
+async function demo(ctx: BrowserContext, name: string, facts?: Facts): Promise<Page> {
   const page = await newPage(ctx, name);
   await page.goto(base);
-  await waitText(page, '#signaling', 'signaling: connected');
+  if (facts) facts.beforeLogin = await text(page, '#signaling');
   await page.fill('#login-name', name);
   await page.click('#login-button');
   await page.locator('#call-view').waitFor({ state: 'visible' });
+  await waitText(page, '#signaling', 'signaling: connected');
   return page;
 }
 
@@ -180,7 +187,7 @@ await scenario('namespace', async (facts) => {
 
 await scenario('call', async (facts, contexts) => {
   // Alice is on a phone-sized screen; both share camera and microphone (fake devices).
-  const alice = await demo(await contexts({ viewport: { width: 360, height: 740 } }), 'alice');
+  const alice = await demo(await contexts({ viewport: { width: 360, height: 740 } }), 'alice', facts);
   const bob = await demo(await contexts(), 'bob');
   facts.headers = await alice.evaluate(async () => {
     const r = await fetch('/');
@@ -217,6 +224,7 @@ await scenario('call', async (facts, contexts) => {
       height: v.videoHeight,
     };
   });
+  facts.ice = { stunUrl, shown: await text(alice, '#st-servers'), stunPackets };
   facts.layout = await alice.evaluate(() => ({
     viewport: innerWidth,
     scrollWidth: document.documentElement.scrollWidth,
@@ -263,11 +271,19 @@ await scenario('errors', async (facts, contexts) => {
 
   const twin = await newPage(await contexts(), 'twin');
   await twin.goto(base);
-  await waitText(twin, '#signaling', 'signaling: connected');
   await twin.fill('#login-name', 'gina');
   await twin.click('#login-button');
   await waitText(twin, '#notice', 'taken');
-  facts.nameTaken = { notice: await text(twin, '#notice'), loginShown: await twin.isVisible('#login-view') };
+  facts.nameTaken = {
+    notice: await text(twin, '#notice'),
+    loginShown: await twin.isVisible('#login-view'),
+    signaling: await text(twin, '#signaling'),
+  };
+  // Another name works: the page opens a new connection for the new attempt.
+  await twin.fill('#login-name', 'gina2');
+  await twin.click('#login-button');
+  await twin.locator('#call-view').waitFor({ state: 'visible' });
+  facts.retried = await text(twin, '#notice');
 });
 
 await scenario('seed-client', async (facts, contexts) => {
@@ -309,5 +325,6 @@ await scenario('server-stops', async (facts, contexts) => {
 
 await browser.close();
 fixture.stop(true);
+stun.close();
 server.kill('SIGTERM');
 await server.exited;
