@@ -65,7 +65,16 @@ async function facts(scenario: string, ...needed: string[]): Promise<Record<stri
 }
 
 let dir: string | undefined;
-let runner: { kill(signal?: NodeJS.Signals): void; exited: Promise<number> } | undefined;
+let runner: { kill(): void; exited: Promise<number> } | undefined;
+
+/** SIGKILL the runner's process group: the runner, the server and the browser. */
+const killGroup = (pid: number) => {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+};
 
 beforeAll(() => {
   if ('missing' in env) return;
@@ -73,15 +82,16 @@ beforeAll(() => {
   const exe = join(dir, 'signalbox');
   buildExecutable(exe);
   const shot = SCREENSHOT === undefined ? [] : ['--screenshot', SCREENSHOT];
-  // In the namespace: bring lo up, then run the runner (which starts the server and Chromium).
+  // In the namespace: bring lo up, then run the runner (which starts the server and
+  // Chromium), in a session of its own so that one signal to the group ends all of them.
   const proc = Bun.spawn(
-    [...env.ns, '--', 'sh', '-c', '"$0" link set lo up && exec "$@"', env.ip, process.execPath, RUNNER, exe, ...shot],
-    // TMPDIR: Chromium's fresh profile (Playwright makes one per launch) lands in `dir`,
-    // which afterAll removes even when the browser died before cleaning up after itself.
-    { stdout: 'pipe', stderr: 'pipe', env: { ...process.env, TMPDIR: dir } },
+    [...env.ns, '--', 'setsid', 'sh', '-c', '"$0" link set lo up && exec "$@"', env.ip, process.execPath, RUNNER, exe, ...shot],
+    // TMPDIR and HOME: Chromium's fresh profile (Playwright makes one per launch), its
+    // crash database and PulseAudio's files land in `dir`, which afterAll removes.
+    { stdout: 'pipe', stderr: 'pipe', env: { ...process.env, TMPDIR: dir, HOME: dir } },
   );
-  runner = proc;
-  const killer = setTimeout(() => proc.kill('SIGKILL'), 240_000);
+  runner = { exited: proc.exited, kill: () => killGroup(proc.pid) };
+  const killer = setTimeout(() => killGroup(proc.pid), 240_000);
   void (async () => {
     let buffer = '';
     for await (const chunk of proc.stdout.pipeThrough(new TextDecoderStream())) {
@@ -104,8 +114,13 @@ beforeAll(() => {
 }, 60_000);
 
 afterAll(async () => {
-  runner?.kill('SIGKILL');
-  await runner?.exited;
+  // The runner closes the browser and the server after its last scenario; killed earlier,
+  // it would leave Chromium writing into `dir` after we remove it.
+  if (runner !== undefined) {
+    const gone = await Promise.race([runner.exited.then(() => true), Bun.sleep(20_000).then(() => false)]);
+    if (!gone) runner.kill();
+    await runner.exited;
+  }
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
