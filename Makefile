@@ -6,7 +6,7 @@ TOOLS       := $(CURDIR)/.tools
 BUN         ?= $(TOOLS)/node_modules/.bin/bun
 export PATH := $(dir $(BUN)):$(PATH)
 
-.PHONY: help setup run dev test typecheck build soak clean
+.PHONY: help setup run dev test typecheck build soak demo-page screenshot clean
 .PHONY: client
 
 help: ## List the targets
@@ -45,6 +45,12 @@ client: setup ## Bundle the typed client for browsers: dist/signalbox-client.js 
 
 soak: build ## Churn 100,000 call cycles through dist/signalbox, printing its RSS (SOAK_CYCLES=n)
 	$(BUN) bench/soak.ts dist/signalbox $(or $(SOAK_CYCLES),100000)
+
+demo-page: setup ## Embed src/demo/index.html after editing it (writes src/demo/page.ts)
+	$(BUN) scripts/embed-demo.ts
+
+screenshot: setup ## Retake docs/screenshot.png (the page in a call) with the browser tests
+	SIGNALBOX_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(BUN) test test/e2e
 
 clean: ## Remove build output and installed tools
 	rm -rf dist node_modules $(TOOLS)

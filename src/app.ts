@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { verify } from 'hono/jwt';
 import type { Config } from './config.ts';
+import { DEMO_CSP, DEMO_HTML } from './demo/page.ts';
 import { LIST_MAX } from './protocol/limits.ts';
 import type { Hub } from './signaling/hub.ts';
 import type { IceServer } from './signaling/ice.ts';
@@ -28,6 +29,14 @@ export interface AppOptions {
   iceServers?: (name?: string) => IceServer[];
   version: string;
 }
+
+// The page runs only its own inline code and talks only to this server.
+const DEMO_HEADERS = {
+  'content-security-policy': DEMO_CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache',
+};
 
 const isUpgrade = (c: Context) => c.req.header('upgrade')?.toLowerCase() === 'websocket';
 
@@ -116,14 +125,14 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
     return response;
   };
 
-  app.get('/', async (c) =>
-    isUpgrade(c)
-      ? acceptSeed(c)
-      : c.text(
-          `signalbox ${version}: a WebRTC signaling server.\n` +
-            'Connect a WebSocket to this URL and send {"type":"login","name":"..."}.\n',
-        ),
-  );
+  app.get('/', async (c) => {
+    if (isUpgrade(c)) return acceptSeed(c);
+    if (config.demo) return c.html(DEMO_HTML, 200, DEMO_HEADERS);
+    return c.text(
+      `signalbox ${version}: a WebRTC signaling server.\n` +
+        'Connect a WebSocket to this URL and send {"type":"login","name":"..."}.\n',
+    );
+  });
 
   app.get('/healthz', (c) =>
     c.json({

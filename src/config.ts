@@ -56,6 +56,7 @@ export const OPTIONS = {
     arg: 'level',
     help: `Log threshold: ${LOG_LEVELS.join(', ')}`,
   }),
+  demo: option({ schema: boolean, default: true, help: 'Serve the call page at GET / (--no-demo: a short text instead)' }),
 
   // Limits (0 = unlimited)
   maxFrame: option({ schema: integer(256, 16 * 1024 * 1024), default: 65536, arg: 'bytes', help: 'Largest frame a client may send; larger ones close the connection with 1009' }),

@@ -66,6 +66,20 @@ describe('the compiled executable', () => {
     expect(await proc.exited).toBe(0);
   }, 20_000);
 
+  test('serves the call page from inside the executable; --no-demo serves the short text', async () => {
+    for (const [args, type, marker] of [
+      [[], 'text/html', '<title>signalbox: call page</title>'],
+      [['--no-demo'], 'text/plain', 'a WebRTC signaling server'],
+    ] as const) {
+      const { proc, url } = await start([...args]);
+      const res = await fetch(url.replace('ws:', 'http:'));
+      expect(res.headers.get('content-type')).toStartWith(type);
+      expect(await res.text()).toContain(marker);
+      proc.kill('SIGTERM');
+      expect(await proc.exited).toBe(0);
+    }
+  }, 20_000);
+
   test('--version, --help and a bad flag', () => {
     const env = { PATH: '/usr/bin:/bin' };
     const version = Bun.spawnSync([exe, '--version'], { env, cwd: dir });
