@@ -1,0 +1,21 @@
+import pkg from '../package.json' with { type: 'json' };
+import { createDenoServer } from './adapter/deno.ts';
+import { launch } from './launch.ts';
+
+// The Deno entry (`deno task start`, `make build-deno`): the same command line as the Bun
+// one, served by the Deno adapter.
+launch({
+  name: 'deno',
+  version: pkg.version,
+  argv: Deno.args,
+  env: Deno.env.toObject(),
+  serve(options) {
+    const app = createDenoServer(options);
+    return { port: app.port, connections: () => app.hub.connections.size, stop: () => app.stop() };
+  },
+  // Windows has no SIGTERM: Deno throws on listening for it there.
+  onSignal: (signal, handler) => {
+    if (signal === 'SIGINT' || Deno.build.os !== 'windows') Deno.addSignalListener(signal, handler);
+  },
+  exit: (code) => Deno.exit(code),
+});
