@@ -11,7 +11,7 @@ DENO        ?= $(TOOLS)/deno/node_modules/.bin/deno
 # Test files that talk to a server through startServer() run once more against Deno.
 INTEGRATION_TESTS = $(addprefix ./,$(shell grep -lw startServer test/*.test.ts))
 
-.PHONY: help setup run dev test typecheck build soak clean run-deno build-deno
+.PHONY: help setup run dev test typecheck build soak clean run-deno build-deno release
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ build-deno: $(DENO) ## Build dist/signalbox-deno with deno compile
 	@# that host is out of reach, point DENORT_BIN at a denort of the same version.
 	$(DENO) task compile || { echo "build-deno: deno compile needs denort $(DENO_VERSION): network access to dl.deno.land, or DENORT_BIN=/path/to/denort" >&2; exit 1; }
 	@ls -l dist/signalbox-deno
+
+release: setup ## Cross-compile the release executables into dist/release/ with SHA256SUMS
+	$(BUN) scripts/release.ts --outdir dist/release
 
 clean: ## Remove build output and installed tools
 	rm -rf dist node_modules $(TOOLS)
