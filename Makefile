@@ -62,9 +62,9 @@ run-deno: $(DENO) ## Start the server under Deno (deno task start; ARGS as for r
 	$(DENO) task start $(ARGS)
 
 build-deno: $(DENO) ## Build dist/signalbox-deno with deno compile
-	@# deno compile downloads its runtime (denort) from dl.deno.land, not from npm; where
-	@# that host is out of reach, point DENORT_BIN at a denort of the same version.
-	$(DENO) task compile || { echo "build-deno: deno compile needs denort $(DENO_VERSION): network access to dl.deno.land, or DENORT_BIN=/path/to/denort" >&2; exit 1; }
+	@# deno compile downloads its runtime (denort) from Deno's release server, not from npm;
+	@# where that is out of reach, point DENORT_BIN at a denort of the same version.
+	$(DENO) task compile || { echo "build-deno: deno compile needs denort $(DENO_VERSION) from Deno's release server, or DENORT_BIN=/path/to/denort" >&2; exit 1; }
 	@ls -l dist/signalbox-deno
 
 release: setup ## Cross-compile the release executables into dist/release/ with SHA256SUMS
