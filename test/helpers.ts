@@ -57,9 +57,12 @@ export const testInProcess: typeof test = ((name: string, ...rest: any[]) =>
     ? (test as any)(name, ...rest)
     : test.skip(`${name} [skipped: needs the in-process server, SIGNALBOX_TARGET=${target}]`, () => {})) as any;
 
+/** The Deno that `make` installs (or `$DENO`). */
+export const denoBin = process.env.DENO ?? join(root, '.tools/deno/node_modules/.bin/deno');
+
 /** `deno run` on src/main.deno.ts with the permissions of `deno task start`, overrides as flags. */
 async function startDeno(overrides: Partial<Config>): Promise<TestServer> {
-  const bin = process.env.DENO ?? join(root, '.tools/deno/node_modules/.bin/deno');
+  const bin = denoBin;
   const [, ...runArgs] = deno.tasks.start.split(' ');
   const args = Object.entries({ host: '127.0.0.1', port: 0, ...overrides }).flatMap(([k, v]) => [flagOf(k), String(v)]);
   // Flags, not SIGNALBOX_* variables, set the config: drop those from the environment.

@@ -10,8 +10,13 @@ declare global {
       hostname: string;
       port: number;
     }
-    interface ServeHandlerInfo {
-      remoteAddr: NetAddr;
+    interface UnixAddr {
+      transport: 'unix' | 'unixpacket';
+      path: string;
+    }
+    type Addr = NetAddr | UnixAddr;
+    interface ServeHandlerInfo<A extends Addr = Addr> {
+      remoteAddr: A;
     }
     interface ServeOptions {
       port?: number;

@@ -25,7 +25,7 @@ export function createDenoServer({ config, log, version }: DenoServerOptions) {
 
   const upgrade = (c: Context) => {
     // Read before upgrading: once the request is handed over, Deno refuses to say who sent it.
-    const ip = (c.env as Deno.ServeHandlerInfo).remoteAddr.hostname;
+    const ip = (c.env as Deno.ServeHandlerInfo<Deno.NetAddr>).remoteAddr.hostname; // we listen on TCP
     let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
     try {
       upgraded = Deno.upgradeWebSocket(c.req.raw);
