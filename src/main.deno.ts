@@ -13,6 +13,11 @@ launch({
     const app = createDenoServer(options);
     return { port: app.port, connections: () => app.hub.connections.size, stop: () => app.stop() };
   },
+  // Both limits exist to bound memory, and Deno can only enforce them after the fact.
+  unsupported: () => [
+    '--max-frame and --backpressure-limit are enforced after the fact on Deno: a frame is read whole ' +
+      '(up to 64 MiB) before it is refused, and a dropped slow client keeps its queue until its TCP connection ends',
+  ],
   // Windows has no SIGTERM: Deno throws on listening for it there.
   onSignal: (signal, handler) => {
     if (signal === 'SIGINT' || Deno.build.os !== 'windows') Deno.addSignalListener(signal, handler);

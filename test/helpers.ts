@@ -1,4 +1,3 @@
-import { test } from 'bun:test';
 import { join } from 'node:path';
 import deno from '../deno.json' with { type: 'json' };
 import { createBunServer } from '../src/adapter/bun.ts';
@@ -49,25 +48,38 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
 }
 
 /**
- * A test that reads server state through `srv.hub`, so it can only run in-process: for any
- * other target it is reported as skipped, with the reason in its name.
+ * Whether the server runs in this process, so `srv.hub` and `srv.subscribers` exist. A test
+ * that reads server state through them can only run there:
+ * `test.skipIf(!inProcess)(...)`, and `skipNotice()` says why once per file.
  */
-export const testInProcess: typeof test = ((name: string, ...rest: any[]) =>
-  target === 'bun'
-    ? (test as any)(name, ...rest)
-    : test.skip(`${name} [skipped: needs the in-process server, SIGNALBOX_TARGET=${target}]`, () => {})) as any;
+export const inProcess = target === 'bun';
+export function skipNotice(what: string) {
+  if (!inProcess) console.warn(`SKIPPED for SIGNALBOX_TARGET=${target}: ${what} (needs the in-process server)`);
+}
 
 /** The Deno that `make` installs (or `$DENO`). */
 export const denoBin = process.env.DENO ?? join(root, '.tools/deno/node_modules/.bin/deno');
 
-/** `deno run` on src/main.deno.ts with the permissions of `deno task start`, overrides as flags. */
-async function startDeno(overrides: Partial<Config>): Promise<TestServer> {
-  const bin = denoBin;
+/**
+ * The command that runs the server from source for the current target, without flags:
+ * `bun src/main.ts`, or `deno run` with the permissions of `deno task start`.
+ */
+export function serverCommand(): string[] {
+  if (target !== 'deno') return [process.execPath, join(root, 'src/main.ts')];
   const [, ...runArgs] = deno.tasks.start.split(' ');
-  const args = Object.entries({ host: '127.0.0.1', port: 0, ...overrides }).flatMap(([k, v]) => [flagOf(k), String(v)]);
+  return [denoBin, ...runArgs.map((a) => (a.endsWith('.ts') ? join(root, a) : a))];
+}
+
+/** Config overrides as flags, `--name=value` (lists comma-separated). */
+export const flagsOf = (overrides: Partial<Config>): string[] =>
+  Object.entries(overrides).map(([k, v]) => `${flagOf(k)}=${Array.isArray(v) ? v.join(',') : String(v)}`);
+
+/** `deno run` on src/main.deno.ts, overrides as flags. */
+async function startDeno(overrides: Partial<Config>): Promise<TestServer> {
+  const args = flagsOf({ host: '127.0.0.1', port: 0, ...overrides });
   // Flags, not SIGNALBOX_* variables, set the config: drop those from the environment.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SIGNALBOX_')));
-  const server = await spawnServer([bin, ...runArgs, ...args], { cwd: root, env: { ...env, NO_COLOR: '1' } });
+  const server = await spawnServer([...serverCommand(), ...args], { cwd: root, env: { ...env, NO_COLOR: '1' } });
   const http = `http://127.0.0.1:${server.port}`;
   return {
     url: `ws://127.0.0.1:${server.port}/`,

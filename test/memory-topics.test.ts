@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { MemoryConn, MemoryTopics, type SocketLike, utf8Length } from '../src/adapter/memory-topics.ts';
+import { MemoryConn, type MemoryConnOptions, MemoryTopics, type SocketLike, utf8Length } from '../src/adapter/memory-topics.ts';
 import type { ConnState, Face } from '../src/signaling/types.ts';
 
 /**
@@ -8,6 +8,7 @@ import type { ConnState, Face } from '../src/signaling/types.ts';
  */
 class Socket implements SocketLike {
   readyState = 1;
+  bufferedAmount = 0;
   readonly frames: string[] = [];
   closedWith: [number?, string?] | null = null;
   send(data: string) {
@@ -21,10 +22,21 @@ class Socket implements SocketLike {
 }
 
 let nextId = 1;
-function connect(topics: MemoryTopics) {
+function connect(topics: MemoryTopics, options?: MemoryConnOptions) {
   const socket = new Socket();
-  const data: ConnState = { id: nextId++, ip: '127.0.0.1', face: {} as Face, session: null, pending: false };
-  return { socket, conn: new MemoryConn(data, socket, topics) };
+  const data: ConnState = {
+    id: nextId++,
+    ip: '127.0.0.1',
+    face: {} as Face,
+    identity: null,
+    openedAt: 0,
+    session: null,
+    pending: false,
+    tokens: 0,
+    stamp: 0,
+    strikes: 0,
+  };
+  return { socket, conn: new MemoryConn(data, socket, topics, options) };
 }
 
 describe('MemoryTopics', () => {
@@ -101,6 +113,26 @@ describe('MemoryTopics', () => {
     a.conn.close(1001, 'bye');
     expect(a.socket.closedWith).toEqual([1001, 'bye']);
     expect(a.conn.send('late')).toBe(0);
+  });
+
+  test('a client that stops reading is dropped at the backpressure limit, once', () => {
+    const topics = new MemoryTopics();
+    const dropped: MemoryConn[] = [];
+    const slow = connect(topics, { backpressureLimit: 10, onOverflow: (c) => dropped.push(c) });
+    const other = connect(topics);
+    slow.conn.subscribe('user:slow');
+    slow.conn.subscribe('room:1');
+    other.conn.subscribe('room:1');
+    expect(topics.publish('user:slow', 'first')).toBe(5);
+    slow.socket.bufferedAmount = 11; // the client stopped reading
+    expect(topics.publish('room:1', 'hi')).toBe(2); // only `other` got it
+    expect(slow.socket.closedWith).toEqual([1008, 'backpressure limit']);
+    expect(dropped).toEqual([slow.conn]);
+    expect(topics.subscribers('user:slow')).toBe(0);
+    expect(topics.publish('user:slow', 'again')).toBe(0);
+    expect(dropped).toHaveLength(1);
+    expect(slow.socket.frames).toEqual(['first']);
+    expect(other.socket.frames).toEqual(['hi']);
   });
 
   test('100,000 users come and go: nothing is left', () => {

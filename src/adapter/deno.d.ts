@@ -21,6 +21,9 @@ declare global {
     interface ServeOptions {
       port?: number;
       hostname?: string;
+      /** PEM certificate chain and private key (both, or neither): serve https/wss. */
+      cert?: string;
+      key?: string;
       /** Called once listening; given, it replaces Deno's own "Listening on" line. */
       onListen?: (addr: NetAddr) => void;
       handler: (request: Request, info: ServeHandlerInfo) => Response | Promise<Response>;
@@ -39,6 +42,7 @@ declare global {
     }
     function upgradeWebSocket(request: Request, options?: UpgradeWebSocketOptions): { socket: WebSocket; response: Response };
 
+    function readTextFileSync(path: string): string;
     type Signal = 'SIGINT' | 'SIGTERM';
     function addSignalListener(signal: Signal, handler: () => void): void;
     function exit(code?: number): never;

@@ -57,26 +57,47 @@ export class MemoryTopics implements Delivery {
 /** The part of a standard `WebSocket` a MemoryConn drives. */
 export interface SocketLike {
   readonly readyState: number;
+  /** Bytes queued by send() and not yet handed to the network. */
+  readonly bufferedAmount: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
 
 const OPEN = 1;
 
+export interface MemoryConnOptions {
+  /** Bytes queued for a client that does not read before it is dropped (0 = no limit). */
+  backpressureLimit?: number;
+  /**
+   * Called once when the connection is dropped for backpressure. Its close handshake
+   * cannot finish behind the queue, so the close event may not come for minutes: the owner
+   * should end the connection's session now, outside the current call stack.
+   */
+  onOverflow?: (conn: MemoryConn) => void;
+}
+
 /**
  * A socket as the core sees it (`Conn`), with Bun's semantics: `send` returns the bytes
- * queued or 0 when the socket can no longer take them, and topics live in a MemoryTopics.
+ * queued or 0 when the socket can no longer take them, topics live in a MemoryTopics, and
+ * a client that stops reading is dropped at the backpressure limit (Bun's
+ * `closeOnBackpressureLimit`).
  */
 export class MemoryConn implements Conn {
   /** The topics this connection is subscribed to (kept for the cleanup on close). */
   readonly topics = new Set<string>();
   private gone = false;
+  private readonly backpressureLimit: number;
+  private readonly onOverflow: ((conn: MemoryConn) => void) | undefined;
 
   constructor(
     readonly data: ConnState,
     private readonly socket: SocketLike,
     private readonly registry: MemoryTopics,
-  ) {}
+    { backpressureLimit = 0, onOverflow }: MemoryConnOptions = {},
+  ) {
+    this.backpressureLimit = backpressureLimit;
+    this.onOverflow = onOverflow;
+  }
 
   send(frame: string): number {
     return this.push(frame) ? utf8Length(frame) : 0;
@@ -85,6 +106,10 @@ export class MemoryConn implements Conn {
   /** Queue `frame`; false when the socket can no longer take it. */
   push(frame: string): boolean {
     if (this.socket.readyState !== OPEN) return false;
+    if (this.backpressureLimit > 0 && this.socket.bufferedAmount > this.backpressureLimit) {
+      this.overflow();
+      return false;
+    }
     try {
       this.socket.send(frame);
       return true;
@@ -106,6 +131,12 @@ export class MemoryConn implements Conn {
 
   close(code?: number, reason?: string): void {
     this.socket.close(code, reason);
+  }
+
+  private overflow(): void {
+    this.closed();
+    this.socket.close(1008, 'backpressure limit');
+    this.onOverflow?.(this);
   }
 
   /** The socket has closed: leave every topic. Call before telling the hub. */
