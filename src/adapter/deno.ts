@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import { createSeedFace } from '../face/seed.ts';
 import type { Logger } from '../log.ts';
 import { Hub } from '../signaling/hub.ts';
+import { createIceServers } from '../signaling/ice.ts';
 import { MemoryConn, MemoryTopics, utf8Length } from './memory-topics.ts';
 
 export interface DenoServerOptions {
@@ -22,7 +23,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export function createDenoServer({ config, log, version }: DenoServerOptions) {
   const topics = new MemoryTopics();
   const hub = new Hub({ delivery: topics, log, limits: config });
-  const seed = createSeedFace(hub);
+  const iceServers = createIceServers({ ...config, turnUrls: config.turnUrl });
+  const seed = createSeedFace(hub, { iceServers });
 
   const upgrade: Upgrade = (c, data, protocol) => {
     let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
@@ -40,6 +42,7 @@ export function createDenoServer({ config, log, version }: DenoServerOptions) {
     const conn = new MemoryConn(data, socket, topics, {
       backpressureLimit: config.backpressureLimit,
       // Out of the publish under way: the hub is in the middle of a relay.
+      // No close code: a dropped client, not one that left, so a resumable session is held.
       onOverflow: (dropped) => queueMicrotask(() => hub.close(dropped)),
     });
     let opened = false;
@@ -53,10 +56,10 @@ export function createDenoServer({ config, log, version }: DenoServerOptions) {
       if (tooLarge(e.data, config.maxFrame)) return conn.close(1009, 'frame too large');
       hub.receive(conn, typeof e.data === 'string' ? e.data : new Uint8Array(e.data));
     };
-    socket.onclose = () => {
+    socket.onclose = (e: CloseEvent) => {
       conn.closed();
       // A socket that never opened was never counted by the hub: give back its reservation.
-      if (opened) hub.close(conn);
+      if (opened) hub.close(conn, e.code);
       else hub.unreserve(data.ip);
     };
     return { ok: true, response };
@@ -64,7 +67,7 @@ export function createDenoServer({ config, log, version }: DenoServerOptions) {
   // Read before the upgrade: once the request is handed over, Deno no longer says who sent it.
   const remoteAddress = (c: { env: unknown }) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr>).remoteAddr.hostname;
 
-  const app = createApp({ hub, seed, config, upgrade, remoteAddress, version });
+  const app = createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, version });
   const tls = config.tlsCert ? { cert: Deno.readTextFileSync(config.tlsCert), key: Deno.readTextFileSync(config.tlsKey) } : {};
   const server = Deno.serve({
     port: config.port,
