@@ -89,6 +89,12 @@ async function startDeno(overrides: Partial<Config>): Promise<TestServer> {
   };
 }
 
+const running = new Set<Bun.Subprocess>();
+/** Kill what spawnServer() started and nothing stopped (test/setup.ts, after every file). */
+export function killSpawned() {
+  for (const proc of running) proc.kill('SIGKILL');
+}
+
 export interface SpawnedServer {
   readonly proc: Bun.Subprocess<'ignore', 'pipe', 'pipe'>;
   readonly port: number;
@@ -108,6 +114,9 @@ export async function spawnServer(
   { cwd = root, env, ms = 30_000 }: { cwd?: string; env?: Record<string, string | undefined>; ms?: number } = {},
 ): Promise<SpawnedServer> {
   const proc = Bun.spawn(argv, { cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
+  // A test that fails before its stop() must not leave a server behind.
+  running.add(proc);
+  void proc.exited.then(() => running.delete(proc));
   const tail: string[] = [];
   let onLine = (_line: string) => {};
   const drain = async (stream: ReadableStream<Uint8Array>) => {
