@@ -5,8 +5,13 @@ BUN_VERSION := 1.4.4
 TOOLS       := $(CURDIR)/.tools
 BUN         ?= $(TOOLS)/node_modules/.bin/bun
 export PATH := $(dir $(BUN)):$(PATH)
+# Deno (pinned) comes from the npm registry too, into its own prefix so npm leaves Bun alone.
+DENO_VERSION := 2.9.6
+DENO        ?= $(TOOLS)/deno/node_modules/.bin/deno
+# Test files that talk to a server through startServer() run once more against Deno.
+INTEGRATION_TESTS = $(addprefix ./,$(shell grep -lw startServer test/*.test.ts))
 
-.PHONY: help setup run dev test typecheck build soak demo-page screenshot clean
+.PHONY: help setup run dev test typecheck build soak demo-page screenshot clean run-deno build-deno release
 .PHONY: client
 
 help: ## List the targets
@@ -22,6 +27,12 @@ node_modules/.installed: package.json bun.lock | $(BUN)
 	$(BUN) install --frozen-lockfile
 	@touch $@
 
+$(TOOLS)/deno/node_modules/.bin/deno:
+	npm install --prefix $(TOOLS)/deno --no-save --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
+	@# As with Bun: if npm skipped the postinstall that puts the binary in place, run it.
+	@$@ --version >/dev/null 2>&1 || (cd $(TOOLS)/deno/node_modules/deno && node install.cjs)
+	@$@ --version | head -1
+
 setup: node_modules/.installed ## Install Bun and the dependencies (done by the other targets)
 
 run: setup ## Start the server on port 9090 (flags: make run ARGS="--port 8080")
@@ -30,8 +41,13 @@ run: setup ## Start the server on port 9090 (flags: make run ARGS="--port 8080")
 dev: setup ## Start with restart on change
 	$(BUN) run dev
 
-test: setup ## Run the whole test suite
-	$(BUN) test $(TEST_ARGS)
+test: setup $(DENO) ## Run the whole test suite (integration tests on Bun, then on Deno)
+	@status=0; \
+	$(BUN) test $(TEST_ARGS) || status=1; \
+	echo "== integration tests against Deno: $(INTEGRATION_TESTS)"; \
+	$(DENO) cache --frozen --quiet src/main.deno.ts && \
+	SIGNALBOX_TARGET=deno DENO=$(DENO) $(BUN) test $(DENO_TEST_ARGS) $(INTEGRATION_TESTS) || status=1; \
+	exit $$status
 
 typecheck: setup ## Type-check the sources and tests
 	$(BUN) check
@@ -51,6 +67,18 @@ demo-page: setup ## Embed src/demo/index.html after editing it (writes src/demo/
 
 screenshot: setup ## Retake docs/screenshot.png (the page in a call) with the browser tests
 	SIGNALBOX_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(BUN) test test/e2e
+
+run-deno: $(DENO) ## Start the server under Deno (deno task start; ARGS as for run)
+	$(DENO) task start $(ARGS)
+
+build-deno: $(DENO) ## Build dist/signalbox-deno with deno compile
+	@# deno compile downloads its runtime (denort) from Deno's release server, not from npm;
+	@# where that is out of reach, point DENORT_BIN at a denort of the same version.
+	$(DENO) task compile || { echo "build-deno: deno compile needs denort $(DENO_VERSION) from Deno's release server, or DENORT_BIN=/path/to/denort" >&2; exit 1; }
+	@ls -l dist/signalbox-deno
+
+release: setup ## Cross-compile the release executables into dist/release/ with SHA256SUMS
+	$(BUN) scripts/release.ts --outdir dist/release
 
 clean: ## Remove build output and installed tools
 	rm -rf dist node_modules $(TOOLS)

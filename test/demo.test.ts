@@ -70,7 +70,7 @@ describe('GET /', () => {
     const res = await fetch(`${off.http}/`);
     expect(res.headers.get('content-type')).toStartWith('text/plain');
     const body = await res.text();
-    expect(body).toStartWith('signalbox test: a WebRTC signaling server.');
+    expect(body).toStartWith(`signalbox ${(await off.health()).version}: a WebRTC signaling server.`);
     expect(body).not.toContain('<');
   });
 

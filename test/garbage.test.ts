@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { GARBAGE } from './corpus.ts';
-import { Client, loggedIn, startServer, type TestServer } from './helpers.ts';
+import { Client, loggedIn, startServer, target, type TestServer } from './helpers.ts';
 import { RawClient } from './raw-client.ts';
 
 /**
@@ -79,7 +79,10 @@ describe('garbage corpus', () => {
     const raw = await RawClient.connect(srv.url);
     raw.socket.write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])); // masked text frame, key 0
     await Promise.race([raw.ended, Bun.sleep(2000)]);
-    expect(raw.closeCode).toBe(1007);
+    // Deno's WebSocket layer refuses the frame before our code sees it and drops the
+    // connection without a close frame; on Bun the client gets 1007.
+    if (target === 'deno') expect(raw.socket.destroyed).toBe(true);
+    else expect(raw.closeCode).toBe(1007);
     raw.destroy();
     const [c] = await loggedIn(srv.url, uniq('still-up'));
     c!.close();

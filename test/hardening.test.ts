@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { sign } from 'hono/jwt';
 import { EARLY_CANDIDATES_MAX, EARLY_CANDIDATES_MS } from '../src/protocol/limits.ts';
-import { Client, loggedIn, startServer, type TestServer } from './helpers.ts';
+import { Client, loggedIn, serverCommand, startServer, target, type TestServer } from './helpers.ts';
 import { RawClient } from './raw-client.ts';
 
 let seq = 0;
@@ -200,7 +200,9 @@ describe('limits', () => {
     expect(await a.next()).toMatchObject({ type: 'candidate', name: bn });
     // Keep flooding: the connection is closed with 4001.
     for (let i = 0; i < 200; i++) a.send({ type: 'candidate', name: bn, candidate: cand(i) });
-    expect((await a.closed).code).toBe(4001);
+    // Deno aborts a connection it closes while the client's frames are still arriving, so
+    // that client may see 1006 rather than the code; Bun delivers the code.
+    expect(target === 'deno' ? [4001, 1006] : [4001]).toContain((await a.closed).code);
     expect(await b.nextOfType('leave')).toEqual({ type: 'leave', name: an });
     await serverStillWorks(srv);
     b.close();
@@ -404,7 +406,7 @@ describe('TLS', () => {
 describe('graceful shutdown (the real process)', () => {
   async function spawnServer(extra: string[] = []) {
     const proc = Bun.spawn(
-      [process.execPath, 'src/main.ts', '--port', '0', '--host', '127.0.0.1', '--max-connections-per-ip', '0', ...extra],
+      [...serverCommand(), '--port', '0', '--host', '127.0.0.1', '--max-connections-per-ip', '0', ...extra],
       { cwd: `${import.meta.dir}/..`, stdout: 'pipe', stderr: 'inherit' },
     );
     const reader = proc.stdout.getReader();

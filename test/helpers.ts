@@ -1,5 +1,7 @@
+import { join } from 'node:path';
+import deno from '../deno.json' with { type: 'json' };
 import { createBunServer } from '../src/adapter/bun.ts';
-import { type Config, parseCli } from '../src/config.ts';
+import { type Config, flagOf, parseCli } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { RedisCluster } from '../src/cluster/redis.ts';
 import type { Hub } from '../src/signaling/hub.ts';
@@ -19,15 +21,23 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+const root = join(import.meta.dir, '..');
+
+/**
+ * `bun` (default): the server in this process. `deno`: `deno run src/main.deno.ts`.
+ * `cluster`: two in-process nodes sharing a real Redis.
+ */
+export const target = process.env.SIGNALBOX_TARGET ?? 'bun';
+
 /**
  * Start a real signalbox server on a free loopback port. Integration tests talk to it only
- * over the wire, so the same tests run against other targets (`SIGNALBOX_TARGET`):
- * `bun` (default) runs the server in this process.
+ * over the wire, so the same tests run against every target (`SIGNALBOX_TARGET`); `make
+ * test` runs each test file that calls startServer() once per target.
  */
 export async function startServer(overrides: Partial<Config> = {}): Promise<TestServer> {
-  const target = process.env.SIGNALBOX_TARGET ?? 'bun';
+  if (target === 'deno') return startDeno(overrides);
   if (target === 'cluster') return startCluster(overrides);
-  if (target !== 'bun') throw new Error(`unknown SIGNALBOX_TARGET ${target}`);
+  if (target !== 'bun') throw new Error(`unknown SIGNALBOX_TARGET ${target} (bun, deno or cluster)`);
   const cli = parseCli([]);
   if (cli.kind !== 'run') throw new Error('unreachable');
   const config: Config = { ...cli.config, host: '127.0.0.1', port: 0, ...overrides };
@@ -78,6 +88,129 @@ export async function startCluster(overrides: Partial<Config> = {}, nodes = 2): 
     },
     stop: async () => {
       await Promise.all(apps.map((a) => a.stop()));
+    },
+  };
+}
+
+/**
+ * Whether the server runs in this process, so `srv.hub` and `srv.subscribers` exist. A test
+ * that reads server state through them can only run there:
+ * `test.skipIf(!inProcess)(...)`, and `skipNotice()` says why once per file.
+ */
+export const inProcess = target === 'bun';
+export function skipNotice(what: string) {
+  if (!inProcess) console.warn(`SKIPPED for SIGNALBOX_TARGET=${target}: ${what} (needs the in-process server)`);
+}
+
+/** The Deno that `make` installs (or `$DENO`). */
+export const denoBin = process.env.DENO ?? join(root, '.tools/deno/node_modules/.bin/deno');
+
+/**
+ * The command that runs the server from source for the current target, without flags:
+ * `bun src/main.ts`, or `deno run` with the permissions of `deno task start`.
+ */
+export function serverCommand(): string[] {
+  if (target !== 'deno') return [process.execPath, join(root, 'src/main.ts')];
+  const [, ...runArgs] = deno.tasks.start.split(' ');
+  return [denoBin, ...runArgs.map((a) => (a.endsWith('.ts') ? join(root, a) : a))];
+}
+
+/** Config overrides as flags, `--name=value` (lists comma-separated). */
+export const flagsOf = (overrides: Partial<Config>): string[] =>
+  Object.entries(overrides).map(([k, v]) => `${flagOf(k)}=${Array.isArray(v) ? v.join(',') : String(v)}`);
+
+/** `deno run` on src/main.deno.ts, overrides as flags. */
+async function startDeno(overrides: Partial<Config>): Promise<TestServer> {
+  const args = flagsOf({ host: '127.0.0.1', port: 0, ...overrides });
+  // Flags, not SIGNALBOX_* variables, set the config: drop those from the environment.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SIGNALBOX_')));
+  const server = await spawnServer([...serverCommand(), ...args], { cwd: root, env: { ...env, NO_COLOR: '1' } });
+  const http = `http://127.0.0.1:${server.port}`;
+  return {
+    url: `ws://127.0.0.1:${server.port}/`,
+    http,
+    health: async () => (await (await fetch(`${http}/healthz`)).json()) as Json,
+    stop: () => server.stop(),
+  };
+}
+
+const running = new Set<Bun.Subprocess>();
+/** Kill what spawnServer() started and nothing stopped (test/setup.ts, after every file). */
+export function killSpawned() {
+  for (const proc of running) proc.kill('SIGKILL');
+}
+
+export interface SpawnedServer {
+  readonly proc: Bun.Subprocess<'ignore', 'pipe', 'pipe'>;
+  readonly port: number;
+  /** The last lines of its output, for error messages. */
+  readonly tail: string[];
+  /** SIGTERM, then expect exit code 0 within 10 s (SIGKILL and throw otherwise). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Run a signalbox process (`argv` must make it listen on port 0 and log at info) and read
+ * its port from the "listening" line. Its output is drained all along, since a full pipe
+ * would stall the server, and the tail is kept for error messages.
+ */
+export async function spawnServer(
+  argv: string[],
+  { cwd = root, env, ms = 30_000 }: { cwd?: string; env?: Record<string, string | undefined>; ms?: number } = {},
+): Promise<SpawnedServer> {
+  const proc = Bun.spawn(argv, { cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
+  // A test that fails before its stop() must not leave a server behind.
+  running.add(proc);
+  void proc.exited.then(() => running.delete(proc));
+  const tail: string[] = [];
+  let onLine = (_line: string) => {};
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of stream) {
+      buf += decoder.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (tail.push(line) > 40) tail.shift();
+        onLine(line);
+      }
+    }
+  };
+  void drain(proc.stdout);
+  void drain(proc.stderr);
+
+  const name = argv[0]!.split('/').pop();
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${name}: no listening line within ${ms} ms:\n${tail.join('\n')}`));
+    }, ms);
+    onLine = (line) => {
+      const m = / listening url=ws:\/\/[^ ]+:(\d+)\//.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    void proc.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before listening:\n${tail.join('\n')}`));
+    });
+  });
+  onLine = () => {};
+
+  return {
+    proc,
+    port,
+    tail,
+    async stop() {
+      proc.kill('SIGTERM');
+      const code = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => 'timeout' as const)]);
+      if (code === 0) return;
+      proc.kill('SIGKILL');
+      throw new Error(`${name} did not exit cleanly on SIGTERM (${code}):\n${tail.join('\n')}`);
     },
   };
 }

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import fc from 'fast-check';
 import { EARLY_CANDIDATES_MAX, EARLY_SENDERS_MAX } from '../src/protocol/limits.ts';
 import { userTopic } from '../src/signaling/session.ts';
-import { Client, eventually, type Json, startServer, type TestServer } from './helpers.ts';
+import { Client, eventually, inProcess, type Json, skipNotice, startServer, type TestServer } from './helpers.ts';
 
 /**
  * Several real clients send random sequences of valid and invalid messages to a real
@@ -214,8 +214,9 @@ async function runScenario(actions: Action[]) {
   }
 }
 
+skipNotice('the routing-model property test reads the hub and its topics after each run');
 describe('property: random sessions against the routing model', () => {
-  test.skipIf(process.env.SIGNALBOX_TARGET !== undefined && process.env.SIGNALBOX_TARGET !== 'bun')(
+  test.skipIf(!inProcess)(
     'every frame gets exactly its predicted outcome; nothing leaks',
     async () => {
       await fc.assert(fc.asyncProperty(fc.array(action, { minLength: 5, maxLength: 40 }), runScenario), {
