@@ -63,7 +63,7 @@ soak: build ## Churn 100,000 call cycles through dist/signalbox, printing its RS
 	$(BUN) bench/soak.ts dist/signalbox $(or $(SOAK_CYCLES),100000)
 
 demo-page: setup ## Embed src/demo/index.html after editing it (writes src/demo/page.ts)
-	$(BUN) scripts/embed-demo.ts
+	$(BUN) src/demo/embed.ts
 
 screenshot: setup ## Retake docs/screenshot.png (the page in a call) with the browser tests
 	SIGNALBOX_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(BUN) test test/e2e
@@ -78,7 +78,7 @@ build-deno: $(DENO) ## Build dist/signalbox-deno with deno compile
 	@ls -l dist/signalbox-deno
 
 release: setup ## Cross-compile the release executables into dist/release/ with SHA256SUMS
-	$(BUN) scripts/release.ts --outdir dist/release
+	$(BUN) deploy/release.ts --outdir dist/release
 
 clean: ## Remove build output and installed tools
 	rm -rf dist node_modules $(TOOLS)

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
-import { renderDemoModule, SOURCE, TARGET } from '../scripts/embed-demo.ts';
+import { renderDemoModule, SOURCE, TARGET } from '../src/demo/embed.ts';
 import { parseCli } from '../src/config.ts';
 import { DEMO_CSP } from '../src/demo/page.ts';
 import { CLOSE_CODES, ERRORS, LOGIN_FAILURES } from '../src/protocol/errors.ts';

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pkg from '../package.json' with { type: 'json' };
-import { buildTarget } from '../scripts/release.ts';
+import { buildTarget } from '../deploy/release.ts';
 import { Client, spawnServer } from './helpers.ts';
 
 /**

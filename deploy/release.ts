@@ -1,6 +1,6 @@
 /**
  * Cross-compile the release executables, one per platform, with SHA256SUMS beside them.
- * Usage: bun scripts/release.ts [--outdir dist/release] [target ...]   (`make release`)
+ * Usage: bun deploy/release.ts [--outdir dist/release] [target ...]   (`make release`)
  *
  * Each is built with the flags of `bun run build` (package.json), so a release binary is
  * the one the tests run, for another platform. Bun fetches each target's runtime from the
