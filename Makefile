@@ -6,7 +6,7 @@ TOOLS       := $(CURDIR)/.tools
 BUN         ?= $(TOOLS)/node_modules/.bin/bun
 export PATH := $(dir $(BUN)):$(PATH)
 
-.PHONY: help setup run dev test typecheck build soak clean
+.PHONY: help setup run dev test typecheck build soak clean bench bench-quick
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,5 +42,15 @@ build: setup ## Build the executable dist/signalbox
 soak: build ## Churn 100,000 call cycles through dist/signalbox, printing its RSS (SOAK_CYCLES=n)
 	$(BUN) bench/soak.ts dist/signalbox $(or $(SOAK_CYCLES),100000)
 
+bench/node_modules/.installed: bench/package.json bench/bun.lock | $(BUN)
+	cd bench && $(BUN) install --frozen-lockfile
+	@touch $@
+
+bench: build bench/node_modules/.installed ## Benchmarks against PeerJS, the seed server and a bare Bun relay (~15 min): docs/benchmarks.md
+	BENCH_COMMAND="make bench" $(BUN) bench/run.ts $(BENCH_ARGS)
+
+bench-quick: build bench/node_modules/.installed ## One short run of every benchmark (~3 min); leaves docs/ alone
+	$(BUN) bench/run.ts --quick --no-docs $(BENCH_ARGS)
+
 clean: ## Remove build output and installed tools
-	rm -rf dist node_modules $(TOOLS)
+	rm -rf dist node_modules bench/node_modules $(TOOLS)

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DialectName } from './dialect.ts';
 
-export type PeerId = 'signalbox' | 'floor' | 'seed' | 'peerjs' | 'hono-helper' | 'bun-native';
+export type PeerId = 'signalbox' | 'signalbox-b' | 'floor' | 'seed' | 'peerjs' | 'hono-helper' | 'bun-native';
 export type ScenarioId = 'throughput' | 'fixed-rate' | 'handshakes' | 'idle' | 'capacity' | 'cold-start';
 
 export interface Peer {
@@ -135,6 +135,12 @@ export function createPeers({ root, bun, node, exe }: PeerSetup): { peers: Peer[
       notes: "login only; upgrade style B (signalbox's: Bun's handlers own the socket)",
     },
   ];
+  // An A/B slot: BENCH_CMD_SIGNALBOX_B="path/to/other/signalbox --port {port} ..." runs a
+  // second build beside the first, interleaved, so a change is judged on the same minute's noise.
+  const b = process.env.BENCH_CMD_SIGNALBOX_B;
+  if (b) {
+    peers.splice(1, 0, { ...peers[0]!, id: 'signalbox-b', label: 'signalbox B', argv: [], version: 'B build', notes: `B: ${b}` });
+  }
   for (const p of peers) {
     const override = process.env[`BENCH_CMD_${p.id.toUpperCase().replace('-', '_')}`];
     if (override) {

@@ -126,11 +126,13 @@ export async function startServer(
     get stderr() {
       return stderr;
     },
+    /** SIGTERM first (a profiler writes its file on a clean exit), SIGKILL after 3 s. */
     async stop() {
-      if (proc.exitCode === null) {
-        proc.kill('SIGKILL');
-        await proc.exited;
-      }
+      if (proc.exitCode !== null) return;
+      proc.kill('SIGTERM');
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await proc.exited;
+      clearTimeout(killer);
     },
   } as RunningServer & { stderr: string };
 }

@@ -48,6 +48,7 @@ export function summarize(records: RunRecord[]): Summary[] {
 export const COLUMNS: Record<ScenarioId, Array<[string, string, boolean]>> = {
   throughput: [
     ['msgPerSec', 'msg/s', true],
+    ['msgPerCpuSec', 'msg per server CPU-s', true],
     ['p50Ms', 'p50 ms', false],
     ['p99Ms', 'p99 ms', true],
     ['serverCpu', 'server CPU', false],
@@ -60,6 +61,7 @@ export const COLUMNS: Record<ScenarioId, Array<[string, string, boolean]>> = {
     ['p99Ms', 'p99 ms', true],
     ['maxMs', 'max ms', true],
     ['serverCpu', 'server CPU', false],
+    ['otherCpu', 'others CPU', false],
   ],
   handshakes: [
     ['callsPerSec', 'calls/s', true],
@@ -67,6 +69,7 @@ export const COLUMNS: Record<ScenarioId, Array<[string, string, boolean]>> = {
     ['p99Ms', 'p99 ms', true],
     ['serverCpu', 'server CPU', false],
     ['generatorCpu', 'generator CPU', false],
+    ['otherCpu', 'others CPU', false],
     ['failed', 'failed', false],
   ],
   idle: [
@@ -185,6 +188,7 @@ export function svgChart(summaries: Summary[], records: RunRecord[], peers: Peer
   ];
   const colors: Record<string, string> = {
     signalbox: '#1f6feb',
+    'signalbox-b': '#58a6ff',
     floor: '#8b949e',
     seed: '#d29922',
     peerjs: '#a371f7',

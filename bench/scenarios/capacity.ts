@@ -23,7 +23,7 @@ export async function capacity(
     servers = [ctx.server] as RunningServer[],
     /** Connections to open in all; default: every server up to its open-file limit. */
     count = undefined as number | undefined,
-    reserve = 24,
+    reserve = 8,
     freshCalls = 20,
   } = {},
 ): Promise<ScenarioResult> {

@@ -81,6 +81,8 @@ export async function throughput(
   return {
     figures: {
       msgPerSec: Math.round(delivered / secs),
+      // Per second of server CPU: steadier than msg/s when others share the machine.
+      msgPerCpuSec: Math.round(delivered / secs / usage.server),
       p50Ms: round(hist.percentile(0.5), 3),
       p99Ms: round(hist.percentile(0.99), 3),
       serverCpu: usage.server,
