@@ -119,8 +119,9 @@ export function markdownTables(summaries: Summary[], peers: Peer[]): string {
     if (rows.length === 0) continue;
     const cols = COLUMNS[scenario].filter(([k]) => rows.some((r) => r.median[k] !== undefined));
     out.push(`### ${TITLES[scenario]}`, '');
-    out.push(`| server | ${cols.map(([, h]) => h).join(' | ')} | runs |`);
-    out.push(`|---|${cols.map(() => '---:').join('|')}|---:|`);
+    const bound = rows.some((r) => r.median.serverCpu !== undefined);
+    out.push(`| server | ${cols.map(([, h]) => h).join(' | ')} | runs |${bound ? ' limited by |' : ''}`);
+    out.push(`|---|${cols.map(() => '---:').join('|')}|---:|${bound ? '---|' : ''}`);
     for (const r of rows) {
       const label = peers.find((p) => p.id === r.peer)?.label ?? r.peer;
       const cells = cols.map(([k, , withSpread]) => {
@@ -128,13 +129,25 @@ export function markdownTables(summaries: Summary[], peers: Peer[]): string {
         const s = r.spread[k];
         return withSpread && r.runs > 1 && s !== undefined && Number.isFinite(s) ? `${v} ±${Math.round(s * 50)}%` : v;
       });
-      out.push(`| ${label} | ${cells.join(' | ')} | ${r.runs} |`);
+      out.push(`| ${label} | ${cells.join(' | ')} | ${r.runs} |${bound ? ` ${limitedBy(r.median)} |` : ''}`);
     }
     const notes = rows.flatMap((r) => r.notes.map((n) => `${r.peer}: ${n}`));
     if (notes.length) out.push('', ...notes.slice(0, 8).map((n) => `- ${n}`));
     out.push('');
   }
   return out.join('\n');
+}
+
+/**
+ * Which process held a run back, from the CPU each used: a process near a full core was the
+ * limit; when neither was, other processes on the machine or the scenario's own pacing were.
+ */
+export function limitedBy(m: Record<string, number>): string {
+  const { serverCpu = Number.NaN, generatorCpu = Number.NaN, otherCpu = 0 } = m;
+  if (serverCpu >= 0.9) return 'server';
+  if (generatorCpu >= 0.9) return '**generator**';
+  if (otherCpu >= 0.3) return `shared CPU (others ${otherCpu})`;
+  return 'pacing (neither saturated)';
 }
 
 export interface Verdict {
