@@ -2,12 +2,15 @@
  * The benchmark harness: every scenario against every server, side by side, in one run.
  *
  *   bun bench/run.ts [--quick] [--runs N] [--peers a,b] [--scenarios x,y] [--no-docs]
+ *                    [--from-source] [--render]
  *
  * Servers run pinned to one CPU (BENCH_SERVER_CPU, default 1), this generator to the other
  * (BENCH_GENERATOR_CPU, default 0). Each (scenario, server, run) gets a fresh server
  * process. Prints a progress line per run on stderr, then one JSON line per scenario and
  * server (medians and spread) and the tables on stdout, and rewrites the generated part of
- * docs/benchmarks.md and docs/benchmarks.svg (unless --no-docs or a partial selection).
+ * docs/benchmarks.md and docs/benchmarks.svg (unless --no-docs or a partial selection),
+ * keeping every run in docs/benchmarks-runs.jsonl. --render redraws the docs from that file
+ * without running anything; --from-source runs signalbox from src/ instead of dist/.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -36,6 +39,7 @@ const runs = Number(option('--runs') ?? (quick ? 1 : 3));
 const ALL_SCENARIOS: ScenarioId[] = ['throughput', 'fixed-rate', 'handshakes', 'idle', 'capacity', 'cold-start'];
 const scenarios = (option('--scenarios')?.split(',') ?? ALL_SCENARIOS) as ScenarioId[];
 const fromSource = flag('--from-source');
+const render = flag('--render');
 
 const exe = join(root, 'dist/signalbox');
 const { peers: allPeers, notes: setupNotes } = createPeers({
@@ -47,13 +51,13 @@ const { peers: allPeers, notes: setupNotes } = createPeers({
 const peerIds = option('--peers')?.split(',');
 const peers = peerIds ? allPeers.filter((p) => peerIds.includes(p.id)) : allPeers;
 const partial = peerIds !== undefined || option('--scenarios') !== undefined;
-const writeDocs = !flag('--no-docs') && !partial;
+const writeDocs = render || (!flag('--no-docs') && !partial);
 
 for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
-if (!existsSync(join(root, 'bench/node_modules/ws'))) throw new Error('run `make bench` (it installs bench/ dependencies)');
+if (!render && !existsSync(join(root, 'bench/node_modules/ws'))) throw new Error('run `make bench` (it installs bench/ dependencies)');
 if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error('--runs must be 1..20');
 
-pinSelf();
+if (!render) pinSelf();
 const log = (s: string) => process.stderr.write(`${s}\n`);
 log(`bench: ${runs} run(s), ${quick ? 'quick' : 'full'}; servers on CPU ${SERVER_CPU}, generator on CPU ${GENERATOR_CPU}`);
 for (const n of setupNotes) log(`bench: ${n}`);
@@ -91,8 +95,23 @@ async function runOne(peer: Peer, scenario: ScenarioId, run: number): Promise<Sc
   }
 }
 
-const records: RunRecord[] = [];
+const runsPath = join(root, 'docs/benchmarks-runs.jsonl');
+interface Meta {
+  command: string;
+  runs: number;
+  quick: boolean;
+  elapsed: number;
+  date: string;
+}
+let records: RunRecord[] = [];
+let meta: Meta;
 const started = performance.now();
+if (render) {
+  // Re-render the docs from the saved runs (after a change to the report, not to the code).
+  const lines = readFileSync(runsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  meta = lines[0].meta as Meta;
+  records = lines.slice(1) as RunRecord[];
+} else {
 // Runs are interleaved (every scenario and server once, then again) so that a noisy minute
 // on this shared machine spreads over all servers instead of hitting one.
 for (let run = 1; run <= runs; run++) {
@@ -112,6 +131,14 @@ for (let run = 1; run <= runs; run++) {
     }
   }
 }
+meta = {
+  command: process.env.BENCH_COMMAND ?? `bun bench/run.ts ${args.join(' ')}`.trim(),
+  runs,
+  quick,
+  elapsed: Math.round((performance.now() - started) / 1000),
+  date: new Date().toISOString().slice(0, 10),
+};
+}
 
 const summaries = summarize(records.filter((r) => Object.keys(r.figures).length > 0));
 for (const s of summaries) console.log(JSON.stringify(s));
@@ -125,16 +152,15 @@ const verdictTable = [
 console.log(`\n${tables}\n### Targets\n\n${verdictTable}\n`);
 
 const failures = records.filter((r) => Object.keys(r.figures).length === 0);
-const elapsed = Math.round((performance.now() - started) / 1000);
-log(`bench: done in ${elapsed} s${failures.length ? `, ${failures.length} run(s) failed` : ''}`);
+log(`bench: done in ${meta.elapsed} s${failures.length ? `, ${failures.length} run(s) failed` : ''}`);
 
 if (writeDocs) {
-  const command = process.env.BENCH_COMMAND ?? `bun bench/run.ts ${args.join(' ')}`.trim();
+  const { command, elapsed } = meta;
   const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   const machine = [
     `- Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${kernel}; servers pinned to CPU ${SERVER_CPU}, generator to CPU ${GENERATOR_CPU}.`,
-    `- Command: \`${command}\` (${runs} run${runs > 1 ? 's' : ''} of each, ${quick ? 'quick sizes' : 'full sizes'}, ${elapsed} s in all); load average at the start of the runs: ${Math.min(...records.map((r) => r.load))}–${Math.max(...records.map((r) => r.load))}.`,
-    `- Date: ${new Date().toISOString().slice(0, 10)}.`,
+    `- Command: \`${command}\` (${meta.runs} run${meta.runs > 1 ? 's' : ''} of each, ${meta.quick ? 'quick sizes' : 'full sizes'}, ${elapsed} s in all); load average at the start of the runs: ${Math.min(...records.map((r) => r.load))}–${Math.max(...records.map((r) => r.load))}.`,
+    `- Date: ${meta.date}.`,
     ...peers.map((p) => `- ${p.label}: ${p.version}; ${p.notes}.`),
     ...setupNotes.map((n) => `- Note: ${n}.`),
   ].join('\n');
@@ -157,7 +183,7 @@ if (writeDocs) {
   const next = doc.replace(/<!-- results[\s\S]*?<!-- \/results -->/, block);
   writeFileSync(path, next);
   writeFileSync(join(root, 'docs/benchmarks.svg'), svgChart(summaries, records, peers));
-  writeFileSync(join(root, 'docs/benchmarks.json'), `${summaries.map((s) => JSON.stringify(s)).join('\n')}\n`);
-  log('bench: wrote docs/benchmarks.md, docs/benchmarks.svg, docs/benchmarks.json');
+  if (!render) writeFileSync(runsPath, `${[{ meta }, ...records].map((r) => JSON.stringify(r)).join('\n')}\n`);
+  log('bench: wrote docs/benchmarks.md, docs/benchmarks.svg, docs/benchmarks-runs.jsonl');
 }
 process.exit(0);

@@ -39,7 +39,8 @@ export async function coldStart(peer: Peer, { runs = 20, timeoutMs = 10_000 } = 
   const times: number[] = [];
   for (let i = 0; i < runs; i++) times.push(await once(peer, timeoutMs));
   const exe = peer.argv[0]!;
-  const compiled = !/\/(bun|node)$/.test(exe);
+  // A runtime given a script (bun x.ts, node x.cjs) is not a compiled executable.
+  const compiled = !peer.argv.some((a) => /\.(ts|js|cjs|mjs)$/.test(a));
   return {
     figures: {
       medianMs: round(median(times), 2),
@@ -48,6 +49,6 @@ export async function coldStart(peer: Peer, { runs = 20, timeoutMs = 10_000 } = 
       maxMs: round(Math.max(...times), 2),
       ...(compiled ? { sizeMB: round(statSync(exe).size / 2 ** 20, 1) } : {}),
     },
-    notes: compiled ? [] : [`started as ${exe.split('/').at(-1)} <script>, not a compiled executable`],
+    notes: compiled ? [] : [`started as \`${exe.split('/').at(-1)} <script>\`, not a compiled executable`],
   };
 }
