@@ -81,9 +81,11 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-let nextPort = 20_000 + (process.pid % 2000) * 10;
+// Server ports stay below the kernel's ephemeral range (32768+), where the generator's own
+// connections take their local ports: a listener there can collide with one of them.
+let nextPort = 20_000 + (process.pid % 1000) * 12;
 export const freshPort = (): number => {
-  nextPort = nextPort >= 64_000 ? 20_000 : nextPort + 1;
+  nextPort = nextPort >= 32_000 ? 20_000 : nextPort + 1;
   return nextPort;
 };
 
@@ -93,7 +95,23 @@ export const freshPort = (): number => {
  */
 export async function startServer(
   argv: string[],
-  { probePath = '/', cwd = process.cwd(), timeoutMs = 15_000 }: { probePath?: string; cwd?: string; timeoutMs?: number } = {},
+  options: { probePath?: string; cwd?: string; timeoutMs?: number } = {},
+): Promise<RunningServer> {
+  // A port someone else took since we picked it makes the server exit: pick another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(argv, options);
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof ExitedEarly)) throw e;
+    }
+  }
+}
+
+class ExitedEarly extends Error {}
+
+async function startOnce(
+  argv: string[],
+  { probePath = '/', cwd = process.cwd(), timeoutMs = 15_000 }: { probePath?: string; cwd?: string; timeoutMs?: number },
 ): Promise<RunningServer> {
   const port = freshPort();
   const cmd = ['taskset', '-c', SERVER_CPU, ...argv.map((a) => a.replaceAll('{port}', String(port)))];
@@ -106,7 +124,7 @@ export async function startServer(
   })();
   const t0 = performance.now();
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`${cmd.join(' ')} exited ${proc.exitCode}: ${stderr.trim()}`);
+    if (proc.exitCode !== null) throw new ExitedEarly(`${cmd.join(' ')} exited ${proc.exitCode}: ${stderr.trim()}`);
     try {
       const c = await connect({ host: '127.0.0.1', port, path: probePath.replace('{n}', 'probe'), timeoutMs: 1000 });
       await c.close();

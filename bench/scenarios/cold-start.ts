@@ -37,7 +37,10 @@ async function once(peer: Peer, timeoutMs: number): Promise<number> {
 
 export async function coldStart(peer: Peer, { runs = 20, timeoutMs = 10_000 } = {}): Promise<ScenarioResult> {
   const times: number[] = [];
-  for (let i = 0; i < runs; i++) times.push(await once(peer, timeoutMs));
+  for (let i = 0; i < runs; i++) {
+    // Retry once: the free port picked may have been taken meanwhile, and the server exits.
+    times.push(await once(peer, timeoutMs).catch(() => once(peer, timeoutMs)));
+  }
   const exe = peer.argv[0]!;
   // A runtime given a script (bun x.ts, node x.cjs) is not a compiled executable.
   const compiled = !peer.argv.some((a) => /\.(ts|js|cjs|mjs)$/.test(a));
