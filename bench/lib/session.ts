@@ -97,6 +97,18 @@ export async function openLoggedIn(
 }
 
 /**
+ * Make `a` and `b` call partners (offer, answer), as a browser pair does before trickling
+ * candidates: signalbox relays candidates only within a call.
+ */
+export async function setupCall(t: Target, a: Inbox, b: Inbox, names: [string, string], timeoutMs = 5000): Promise<void> {
+  const d = t.dialect;
+  a.conn.send(d.offer(names[1]));
+  await b.next(d.offerIn, timeoutMs);
+  b.conn.send(d.answer(names[0]));
+  await a.next(d.answerIn, timeoutMs);
+}
+
+/**
  * One complete call between two fresh users, as a browser pair would make it: connect
  * and log in both, offer, answer, 4 candidates each way, leave, close. Returns its duration.
  *

@@ -4,7 +4,7 @@
  * and latency (send → receipt) p50/p99 over the measured window.
  */
 import { CpuWatch } from '../lib/proc.ts';
-import { openLoggedIn } from '../lib/session.ts';
+import { openLoggedIn, setupCall } from '../lib/session.ts';
 import { Histogram, round } from '../lib/stats.ts';
 import { startsWith, textOf, type WsConn } from '../lib/ws-client.ts';
 import type { ScenarioContext, ScenarioResult } from './context.ts';
@@ -17,7 +17,9 @@ export async function throughput(
   const senders: WsConn[] = [];
   const receivers: WsConn[] = [];
   for (let i = 0; i < pairs; i++) {
-    const [a, b] = await Promise.all([openLoggedIn(target, `${tag}a${i}`), openLoggedIn(target, `${tag}b${i}`)]);
+    const names: [string, string] = [`${tag}a${i}`, `${tag}b${i}`];
+    const [a, b] = await Promise.all([openLoggedIn(target, names[0]), openLoggedIn(target, names[1])]);
+    await setupCall(target, a.inbox, b.inbox, names);
     senders.push(a.conn);
     receivers.push(b.conn);
   }
@@ -33,7 +35,9 @@ export async function throughput(
   let delivered = 0;
   let unexpected = 0;
   const samples: string[] = [];
+  let closing = false; // a partner's `leave` on close is expected, not an error
   const odd = (bytes: Uint8Array, s: number, e: number) => {
+    if (closing) return;
     unexpected++;
     if (samples.length < 3) samples.push(textOf(bytes, s, Math.min(e, s + 200)));
   };
@@ -73,6 +77,7 @@ export async function throughput(
   // Let what is in flight arrive (bounded), then close.
   for (let i = 0; i < 100 && head.some((h, p) => h !== tail[p]); i++) await Bun.sleep(20);
   const lost = head.reduce((n, h, p) => n + (h - tail[p]!), 0);
+  closing = true;
   await Promise.all([...senders, ...receivers].map((c) => c.close(1000, 2000)));
 
   const notes: string[] = [];
