@@ -196,7 +196,7 @@ export function svgChart(summaries: Summary[], records: RunRecord[], peers: Peer
   const panels: Array<[ScenarioId, string, string, boolean]> = [
     ['throughput', 'msgPerSec', 'Throughput (msg/s, higher is better)', true],
     ['throughput', 'p99Ms', 'p99 latency under that load (ms, lower is better)', false],
-    ['handshakes', 'callsPerSec', 'Full calls by fresh pairs per second (higher is better)', true],
+    ['handshakes', 'callsPerSec', 'Full calls by fresh pairs per second (higher is better; see "limited by")', true],
     ['idle', 'kbPerConn', 'Idle memory per logged-in connection (KB, lower is better)', false],
   ];
   const colors: Record<string, string> = {
@@ -208,7 +208,7 @@ export function svgChart(summaries: Summary[], records: RunRecord[], peers: Peer
     'hono-helper': '#3fb950',
     'bun-native': '#2ea043',
   };
-  const W = 720;
+  const W = 760;
   const labelW = 190;
   const barH = 18;
   const parts: string[] = [];
@@ -234,7 +234,9 @@ export function svgChart(summaries: Summary[], records: RunRecord[], peers: Peer
         const x2 = labelW + Math.max(...xs) * scale;
         parts.push(`<line x1="${x1.toFixed(1)}" x2="${x2.toFixed(1)}" y1="${y + barH / 2}" y2="${y + barH / 2}" stroke="#000" stroke-width="1.5"/>`);
       }
-      parts.push(`<text x="${labelW + w + 6}" y="${y + 13}">${esc(fmt(r.median[key]))}</text>`);
+      // The value goes right of the bar or its whisker, whichever ends later.
+      const end = Math.max(w, ...xs.map((x) => x * scale));
+      parts.push(`<text x="${(labelW + end + 6).toFixed(1)}" y="${y + 13}">${esc(fmt(r.median[key]))}</text>`);
       y += barH + 6;
     }
     y += 14;
