@@ -12,7 +12,7 @@ DENO        ?= $(TOOLS)/deno/node_modules/.bin/deno
 INTEGRATION_TESTS = $(addprefix ./,$(shell grep -lw startServer test/*.test.ts))
 
 .PHONY: help setup run dev test typecheck build soak demo-page screenshot clean run-deno build-deno release
-.PHONY: client
+.PHONY: client bench bench-quick
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -80,5 +80,15 @@ build-deno: $(DENO) ## Build dist/signalbox-deno with deno compile
 release: setup ## Cross-compile the release executables into dist/release/ with SHA256SUMS
 	$(BUN) deploy/release.ts --outdir dist/release
 
+bench/node_modules/.installed: bench/package.json bench/bun.lock | $(BUN)
+	cd bench && $(BUN) install --frozen-lockfile
+	@touch $@
+
+bench: build bench/node_modules/.installed ## Benchmarks against PeerJS, the seed server and a bare Bun relay (~15 min): docs/benchmarks.md
+	BENCH_COMMAND="make bench" $(BUN) bench/run.ts $(BENCH_ARGS)
+
+bench-quick: build bench/node_modules/.installed ## One short run of every benchmark (~3 min); leaves docs/ alone
+	$(BUN) bench/run.ts --quick --no-docs $(BENCH_ARGS)
+
 clean: ## Remove build output and installed tools
-	rm -rf dist node_modules $(TOOLS)
+	rm -rf dist node_modules bench/node_modules $(TOOLS)
