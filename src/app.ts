@@ -1,6 +1,5 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { verify } from 'hono/jwt';
 import type { Config } from './config.ts';
 import { DEMO_CSP, DEMO_HTML } from './demo/page.ts';
 import { LIST_MAX } from './protocol/limits.ts';
@@ -27,6 +26,8 @@ export interface AppOptions {
   remoteAddress: (c: Context) => string;
   /** ICE servers to hand out, when configured. */
   iceServers?: (name?: string) => IceServer[];
+  /** hono/jwt's verify, loaded only with --auth-secret. */
+  verifyToken?: (token: string, secret: string) => Promise<Record<string, unknown>>;
   version: string;
 }
 
@@ -55,9 +56,11 @@ export function originMatcher(patterns: readonly string[]): ((origin: string) =>
  * runtime's own WebSocket server owns the socket afterwards, so no per-event framework
  * object sits on the message path.
  */
-export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, version }: AppOptions) {
+export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, verifyToken, version }: AppOptions) {
   const startedAt = Date.now();
   const app = new Hono();
+  // Never serve without the check the operator asked for.
+  if (config.authSecret && verifyToken === undefined) throw new Error('--auth-secret needs verifyToken');
   const originAllowed = originMatcher(config.allowedOrigins);
   let nextId = 1;
 
@@ -89,10 +92,10 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
     }
     const { token, protocol } = tokenOf(c);
     let identity: string | null = null;
-    if (config.authSecret) {
+    if (verifyToken !== undefined) {
       if (token === undefined) return c.text('A token is required (?token= or Sec-WebSocket-Protocol)', 401);
       try {
-        const claims = await verify(token, config.authSecret, 'HS256');
+        const claims = await verifyToken(token, config.authSecret);
         if (typeof claims.sub !== 'string' || claims.sub === '') throw new Error('no sub claim');
         identity = claims.sub;
       } catch (err) {

@@ -9,12 +9,12 @@ launch({
   version: pkg.version,
   argv: Deno.args,
   env: Deno.env.toObject(),
-  serve(options) {
+  async serve(options) {
     // The cluster client is Bun's built-in Redis client; Deno has none.
     if (options.config.redis || options.config.workers > 1) {
       throw new Error('--redis and --workers need the Bun build (Deno has no built-in Redis client); run dist/signalbox or bun src/main.ts');
     }
-    const app = createDenoServer(options);
+    const app = await createDenoServer(options);
     return { port: app.port, connections: () => app.hub.connections.size, stop: () => app.stop() };
   },
   // Both limits exist to bound memory, and Deno can only enforce them after the fact.

@@ -1,7 +1,6 @@
 import pkg from '../package.json' with { type: 'json' };
 import { createBunServer } from './adapter/bun.ts';
 import { superviseWorkers } from './adapter/workers.ts';
-import { RedisCluster } from './cluster/redis.ts';
 import { launch } from './launch.ts';
 
 // The Bun entry and the compile target: only what is Bun's lives here; src/launch.ts does
@@ -15,8 +14,10 @@ void launch({
   async serve(options) {
     const { config, log } = options;
     if (config.workers > 1) return superviseWorkers(config, log);
-    let cluster: RedisCluster | undefined;
+    let cluster;
     if (config.redis) {
+      // Loaded only for a cluster: a single node pays nothing for it.
+      const { RedisCluster } = await import('./cluster/redis.ts');
       cluster = new RedisCluster({ url: config.redis, prefix: config.redisPrefix, presenceTtlMs: config.presenceTtlMs, node: config.nodeId || undefined, log });
       try {
         await cluster.connect();
@@ -24,7 +25,7 @@ void launch({
         throw new Error(`cannot reach Redis at --redis: ${(err as Error).message}`);
       }
     }
-    const app = createBunServer({ ...options, cluster });
+    const app = await createBunServer({ ...options, cluster });
     return {
       port: app.server.port!,
       describe: cluster === undefined ? undefined : { node: cluster.node },

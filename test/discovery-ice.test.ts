@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { createHmac } from 'node:crypto';
 import { createIceServers, turnCredential } from '../src/signaling/ice.ts';
 import { Client, loggedIn, startServer, type TestServer } from './helpers.ts';
 
@@ -64,8 +65,8 @@ describe('discovery (off by default)', () => {
 describe('ICE servers', () => {
   test('TURN REST credentials match a known vector (HMAC-SHA1, base64)', () => {
     // Computed independently: printf '1600000000:alice' | openssl dgst -sha1 -hmac north -binary | base64
-    expect(turnCredential('north', 1600000000, 'alice')).toEqual({ username: '1600000000:alice', credential: 'gq98pTOhhHaAu0we9aV79kOVVv0=' });
-    expect(turnCredential('north', 1600000000)).toEqual({ username: '1600000000', credential: 'EcH4dsyQy56EX56OdPiaakwSloo=' });
+    expect(turnCredential(createHmac, 'north', 1600000000, 'alice')).toEqual({ username: '1600000000:alice', credential: 'gq98pTOhhHaAu0we9aV79kOVVv0=' });
+    expect(turnCredential(createHmac, 'north', 1600000000)).toEqual({ username: '1600000000', credential: 'EcH4dsyQy56EX56OdPiaakwSloo=' });
   });
 
   test('none configured: no iceServers in the login reply, [] over HTTP', async () => {
@@ -93,7 +94,7 @@ describe('ICE servers', () => {
     expect(name).toBe('alice');
     expect(Number(expiry)).toBeGreaterThanOrEqual(before + 3600);
     expect(Number(expiry)).toBeLessThanOrEqual(before + 3602);
-    expect(turn.credential).toBe(turnCredential('north', Number(expiry), 'alice').credential);
+    expect(turn.credential).toBe(turnCredential(createHmac, 'north', Number(expiry), 'alice').credential);
     const http = (await (await fetch(`${srv.http}/ice-servers`)).json()) as { iceServers: Array<Record<string, any>> };
     expect(http.iceServers[1]!.username).toMatch(/^\d+$/);
     a.close();

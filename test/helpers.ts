@@ -41,7 +41,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
   const cli = parseCli([]);
   if (cli.kind !== 'run') throw new Error('unreachable');
   const config: Config = { ...cli.config, host: '127.0.0.1', port: 0, ...overrides };
-  const app = createBunServer({ config, log: silentLogger, version: 'test' });
+  const app = await createBunServer({ config, log: silentLogger, version: 'test' });
   const http = `http://127.0.0.1:${app.server.port}`;
   return {
     url: `ws://127.0.0.1:${app.server.port}/`,
@@ -67,11 +67,11 @@ export async function startCluster(overrides: Partial<Config> = {}, nodes = 2): 
   if (cli.kind !== 'run') throw new Error('unreachable');
   const prefix = `t${process.pid}-${++clusters}:`;
   const config: Config = { ...cli.config, host: '127.0.0.1', port: 0, redis: redis.url, redisPrefix: prefix, presenceTtlMs: 2000, ...overrides };
-  const apps: Array<ReturnType<typeof createBunServer>> = [];
+  const apps: Array<Awaited<ReturnType<typeof createBunServer>>> = [];
   for (let i = 0; i < nodes; i++) {
     const cluster = new RedisCluster({ url: config.redis, prefix, presenceTtlMs: config.presenceTtlMs, node: `n${i + 1}`, log: silentLogger });
     await cluster.connect();
-    apps.push(createBunServer({ config, log: silentLogger, version: 'test', cluster }));
+    apps.push(await createBunServer({ config, log: silentLogger, version: 'test', cluster }));
   }
   let next = 0;
   const http = `http://127.0.0.1:${apps[0]!.server.port}`;

@@ -1,19 +1,16 @@
 import type { Server, ServerWebSocket } from 'bun';
-import { createApp, type Upgrade } from '../app.ts';
-import type { RedisCluster } from '../cluster/redis.ts';
+import type { Upgrade } from '../app.ts';
+import { assemble } from '../assemble.ts';
 import type { Config } from '../config.ts';
-import { createSeedFace } from '../face/seed.ts';
 import type { Logger } from '../log.ts';
-import { Hub } from '../signaling/hub.ts';
-import { createIceServers } from '../signaling/ice.ts';
-import type { ConnState, Delivery } from '../signaling/types.ts';
+import type { Cluster, ConnState, Delivery } from '../signaling/types.ts';
 
 export interface BunServerOptions {
   config: Config;
   log: Logger;
   version: string;
-  /** Connected already (see createRedisCluster), when the namespace is shared. */
-  cluster?: RedisCluster;
+  /** Connected already (src/cluster/redis.ts), when the namespace is shared. */
+  cluster?: Cluster;
 }
 
 export type BunSocket = ServerWebSocket<ConnState>;
@@ -22,14 +19,10 @@ export type BunSocket = ServerWebSocket<ConnState>;
  * signalbox on Bun: Hono routes HTTP and the upgrade, Bun's native WebSocket server owns
  * the sockets, and delivery to a user is one `server.publish` on the user's topic.
  */
-export function createBunServer({ config, log, version, cluster }: BunServerOptions) {
+export async function createBunServer({ config, log, version, cluster }: BunServerOptions) {
   let server: Server<ConnState> | undefined;
   // `server.publish` (not `ws.publish`) so a sender subscribed to the topic still counts.
   const delivery: Delivery = { publish: (topic, frame) => server!.publish(topic, frame) };
-  const hub = new Hub({ delivery, cluster, log, limits: config });
-  const iceServers = createIceServers({ ...config, turnUrls: config.turnUrl });
-  const seed = createSeedFace(hub, { iceServers });
-  cluster?.attach(hub, seed);
 
   const upgrade: Upgrade = (c, data, protocol) => {
     const srv = c.env as Server<ConnState>;
@@ -41,7 +34,7 @@ export function createBunServer({ config, log, version, cluster }: BunServerOpti
   const remoteAddress = (c: { env: unknown; req: { raw: Request } }) =>
     (c.env as Server<ConnState>).requestIP(c.req.raw)?.address ?? '';
 
-  const app = createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, version });
+  const { hub, app } = await assemble({ config, log, version, delivery, cluster, upgrade, remoteAddress });
 
   server = Bun.serve<ConnState>({
     port: config.port,

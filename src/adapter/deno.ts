@@ -1,9 +1,8 @@
-import { createApp, type Upgrade } from '../app.ts';
+import type { Upgrade } from '../app.ts';
+import { assemble } from '../assemble.ts';
 import type { Config } from '../config.ts';
-import { createSeedFace } from '../face/seed.ts';
 import type { Logger } from '../log.ts';
-import { Hub } from '../signaling/hub.ts';
-import { createIceServers } from '../signaling/ice.ts';
+import type { Hub } from '../signaling/hub.ts';
 import { MemoryConn, MemoryTopics, utf8Length } from './memory-topics.ts';
 
 export interface DenoServerOptions {
@@ -20,11 +19,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * goes through in-memory topics with the semantics of Bun's (Deno has no pub/sub of its
  * own). The core is the same one Bun runs.
  */
-export function createDenoServer({ config, log, version }: DenoServerOptions) {
+export async function createDenoServer({ config, log, version }: DenoServerOptions) {
   const topics = new MemoryTopics();
-  const hub = new Hub({ delivery: topics, log, limits: config });
-  const iceServers = createIceServers({ ...config, turnUrls: config.turnUrl });
-  const seed = createSeedFace(hub, { iceServers });
+  // Set once assembled; the upgrade below runs only after that.
+  let hub: Hub;
 
   const upgrade: Upgrade = (c, data, protocol) => {
     let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
@@ -67,7 +65,9 @@ export function createDenoServer({ config, log, version }: DenoServerOptions) {
   // Read before the upgrade: once the request is handed over, Deno no longer says who sent it.
   const remoteAddress = (c: { env: unknown }) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr>).remoteAddr.hostname;
 
-  const app = createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, version });
+  const assembled = await assemble({ config, log, version, delivery: topics, upgrade, remoteAddress });
+  hub = assembled.hub;
+  const app = assembled.app;
   const tls = config.tlsCert ? { cert: Deno.readTextFileSync(config.tlsCert), key: Deno.readTextFileSync(config.tlsKey) } : {};
   const server = Deno.serve({
     port: config.port,

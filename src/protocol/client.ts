@@ -13,16 +13,13 @@ const isJsonObject = (x: unknown) => typeof x === 'object' && x !== null && !Arr
 
 // An SDP travels as an RTCSessionDescriptionInit object; the seed tutorial also uses plain
 // strings. Anything else (numbers, arrays, null) cannot be a description.
-export const Description = v.custom<string | Record<string, unknown>>(
-  (x) => typeof x === 'string' || isJsonObject(x),
-  'must be a session description (an object or a string)',
-);
+export const isDescription = (x: unknown): x is string | Record<string, unknown> => typeof x === 'string' || isJsonObject(x);
+export const Description = v.custom<string | Record<string, unknown>>(isDescription, 'must be a session description (an object or a string)');
 
 // `null` is the end-of-candidates marker some stacks forward as is.
-export const Candidate = v.custom<string | Record<string, unknown> | null>(
-  (x) => x === null || typeof x === 'string' || isJsonObject(x),
-  'must be an ICE candidate (an object, a string or null)',
-);
+export const isCandidate = (x: unknown): x is string | Record<string, unknown> | null =>
+  x === null || typeof x === 'string' || isJsonObject(x);
+export const Candidate = v.custom<string | Record<string, unknown> | null>(isCandidate, 'must be an ICE candidate (an object, a string or null)');
 
 /** JSON Schemas for the two custom checks above, for the protocol documents. */
 export const CUSTOM_JSON_SCHEMAS = new Map<unknown, object>([

@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../protocol/errors.ts';
+import type { Hub } from './hub.ts';
 import type { Session } from './session.ts';
 
 /** Messages one user addresses to another. */
@@ -87,6 +88,10 @@ export interface Presence {
  */
 export interface Cluster extends Presence {
   readonly node: string;
+  /** Serve `hub`: hand it what arrives for its users and rooms (room events render with `face`). */
+  attach(hub: Hub, face: Face): void;
+  /** Let go of the shared store (after the last session here ended). */
+  stop(): Promise<void>;
   claim(name: string): Promise<boolean>;
   /** Envelopes for `name` reach this node from now on (its channel is subscribed). */
   host(name: string): Promise<void>;
