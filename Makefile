@@ -8,7 +8,8 @@ export PATH := $(dir $(BUN)):$(PATH)
 # Deno (pinned) comes from the npm registry too, into its own prefix so npm leaves Bun alone.
 DENO_VERSION := 2.9.6
 DENO        ?= $(TOOLS)/deno/node_modules/.bin/deno
-# Test files that talk to a server through startServer() run once more against Deno.
+# Test files that talk to a server through startServer() run once more against Deno, and
+# once more against a two-node cluster sharing a redis-server.
 INTEGRATION_TESTS = $(addprefix ./,$(shell grep -lw startServer test/*.test.ts))
 
 .PHONY: help setup run dev test typecheck build soak demo-page screenshot clean run-deno build-deno release
@@ -41,12 +42,14 @@ run: setup ## Start the server on port 9090 (flags: make run ARGS="--port 8080")
 dev: setup ## Start with restart on change
 	$(BUN) run dev
 
-test: setup $(DENO) ## Run the whole test suite (integration tests on Bun, then on Deno)
+test: setup $(DENO) ## Run the whole test suite (integration tests on Bun, on Deno, and on a two-node cluster)
 	@status=0; \
 	$(BUN) test $(TEST_ARGS) || status=1; \
 	echo "== integration tests against Deno: $(INTEGRATION_TESTS)"; \
 	$(DENO) cache --frozen --quiet src/main.deno.ts && \
 	SIGNALBOX_TARGET=deno DENO=$(DENO) $(BUN) test $(DENO_TEST_ARGS) $(INTEGRATION_TESTS) || status=1; \
+	echo "== integration tests against a two-node cluster on Redis: $(INTEGRATION_TESTS)"; \
+	SIGNALBOX_TARGET=cluster $(BUN) test $(CLUSTER_TEST_ARGS) $(INTEGRATION_TESTS) || status=1; \
 	exit $$status
 
 typecheck: setup ## Type-check the sources and tests

@@ -143,16 +143,21 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
       version,
       connections: hub.connections.size,
       users: hub.sessions.size,
+      ...(hub.cluster === undefined ? {} : { node: hub.cluster.node }),
       uptime: Math.round((Date.now() - startedAt) / 1000),
     }),
   );
 
   // Discovery over HTTP, for clients that are not logged in: off unless --discovery.
-  app.get('/users', (c) => {
+  app.get('/users', async (c) => {
     if (!config.discovery) return c.json({ error: 'discovery_disabled' }, 404);
     const limit = Number(c.req.query('limit') ?? LIST_MAX);
     if (!Number.isInteger(limit) || limit < 1) return c.json({ error: 'invalid limit' }, 400);
-    return c.json(hub.listUsers(c.req.query('cursor') ?? '', limit));
+    try {
+      return c.json(await hub.listUsers(c.req.query('cursor') ?? '', limit));
+    } catch {
+      return c.json({ error: 'unavailable' }, 503);
+    }
   });
 
   // What a page needs for `new RTCPeerConnection({ iceServers })`; [] on a LAN.

@@ -211,13 +211,14 @@ describe('limits', () => {
 
   test('connections in total: beyond the cap, upgrades get 503', async () => {
     const srv = await startServer({ maxConnections: 2 });
-    const a = await Client.connect(srv.url);
-    const b = await Client.connect(srv.url);
-    await expect(RawClient.connect(srv.url)).rejects.toThrow('503');
+    const url = srv.url; // limits are per node: stay on one
+    const a = await Client.connect(url);
+    const b = await Client.connect(url);
+    await expect(RawClient.connect(url)).rejects.toThrow('503');
     a.close();
     await a.closed;
     await Bun.sleep(20);
-    const c = await Client.connect(srv.url); // a place is free again
+    const c = await Client.connect(url); // a place is free again
     await c.login(uniq('c'));
     b.close();
     c.close();
@@ -226,17 +227,19 @@ describe('limits', () => {
 
   test('connections per client address, and X-Forwarded-For only with --trust-proxy', async () => {
     const srv = await startServer({ maxConnectionsPerIp: 2 });
-    const xs = [await RawClient.connect(srv.url), await RawClient.connect(srv.url)];
-    await expect(RawClient.connect(srv.url)).rejects.toThrow('429');
+    const url = srv.url; // limits are per node: stay on one
+    const xs = [await RawClient.connect(url), await RawClient.connect(url)];
+    await expect(RawClient.connect(url)).rejects.toThrow('429');
     // Without --trust-proxy a forged header changes nothing.
-    await expect(RawClient.connect(srv.url, { 'X-Forwarded-For': '203.0.113.9' })).rejects.toThrow('429');
+    await expect(RawClient.connect(url, { 'X-Forwarded-For': '203.0.113.9' })).rejects.toThrow('429');
     for (const x of xs) x.destroy();
     await srv.stop();
 
     const proxied = await startServer({ maxConnectionsPerIp: 1, trustProxy: true });
-    const one = await RawClient.connect(proxied.url, { 'X-Forwarded-For': '198.51.100.1, 203.0.113.1' });
-    const two = await RawClient.connect(proxied.url, { 'X-Forwarded-For': '198.51.100.1, 203.0.113.2' });
-    await expect(RawClient.connect(proxied.url, { 'X-Forwarded-For': '203.0.113.2' })).rejects.toThrow('429');
+    const purl = proxied.url;
+    const one = await RawClient.connect(purl, { 'X-Forwarded-For': '198.51.100.1, 203.0.113.1' });
+    const two = await RawClient.connect(purl, { 'X-Forwarded-For': '198.51.100.1, 203.0.113.2' });
+    await expect(RawClient.connect(purl, { 'X-Forwarded-For': '203.0.113.2' })).rejects.toThrow('429');
     one.destroy();
     two.destroy();
     await proxied.stop();
@@ -244,8 +247,9 @@ describe('limits', () => {
 
   test('logged-in users in total: beyond the cap, login fails with server_full', async () => {
     const srv = await startServer({ maxUsers: 2 });
-    const [a, b] = await loggedIn(srv.url, 'u1', 'u2');
-    const c = await Client.connect(srv.url);
+    const url = srv.url; // limits are per node: stay on one
+    const [a, b] = await loggedIn(url, 'u1', 'u2');
+    const c = await Client.connect(url);
     c.send({ type: 'login', name: 'u3' });
     expect(await c.next()).toMatchObject({ type: 'login', success: false, reason: 'server_full' });
     a!.close();

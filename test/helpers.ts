@@ -66,7 +66,16 @@ export async function startCluster(overrides: Partial<Config> = {}, nodes = 2): 
   const cli = parseCli([]);
   if (cli.kind !== 'run') throw new Error('unreachable');
   const prefix = `t${process.pid}-${++clusters}:`;
-  const config: Config = { ...cli.config, host: '127.0.0.1', port: 0, redis: redis.url, redisPrefix: prefix, presenceTtlMs: 2000, ...overrides };
+  const config: Config = {
+    ...cli.config,
+    host: '127.0.0.1',
+    port: 0,
+    redis: redis.url,
+    redisPrefix: prefix,
+    presenceTtlMs: 2000,
+    shutdownTimeoutMs: 300,
+    ...overrides,
+  };
   const apps: Array<Awaited<ReturnType<typeof createBunServer>>> = [];
   for (let i = 0; i < nodes; i++) {
     const cluster = new RedisCluster({ url: config.redis, prefix, presenceTtlMs: config.presenceTtlMs, node: `n${i + 1}`, log: silentLogger });

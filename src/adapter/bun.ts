@@ -70,8 +70,12 @@ export async function createBunServer({ config, log, version, cluster }: BunServ
     async stop(timeoutMs = config.shutdownTimeoutMs) {
       const listening = server!.stop(false);
       for (const conn of hub.connections) conn.close(1001, 'server shutting down');
+      // In a cluster, sessions dropped by the 1001 may be resumed on another node: keep
+      // serving their handovers until they are gone or the time is up.
       const deadline = Date.now() + timeoutMs;
-      while (hub.connections.size > 0 && Date.now() < deadline) await Bun.sleep(10);
+      const busy = () => hub.connections.size > 0 || (cluster !== undefined && hub.sessions.size > 0);
+      while (busy() && Date.now() < deadline) await Bun.sleep(10);
+      hub.endAll();
       hub.stop();
       await Promise.race([server!.stop(true), listening]);
       await cluster?.stop();

@@ -1,7 +1,7 @@
 import { RedisClient } from 'bun';
 import type { Logger } from '../log.ts';
 import type { Hub } from '../signaling/hub.ts';
-import type { Cluster, Envelope, Face } from '../signaling/types.ts';
+import type { Cluster, Envelope, Face, Handover } from '../signaling/types.ts';
 
 export interface RedisClusterOptions {
   url: string;
@@ -9,6 +9,8 @@ export interface RedisClusterOptions {
   prefix?: string;
   /** A name is held this long past the last refresh: the bound on a crashed node's names. */
   presenceTtlMs?: number;
+  /** How long a resume waits for the node that holds the session to hand it over. */
+  handoverTimeoutMs?: number;
   node?: string;
   log: Logger;
 }
@@ -19,6 +21,10 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
 const REFRESH = `local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0`;
+// Hand a name to another node, if this node still holds it.
+const TRANSFER = `local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] or not v then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end
 return 0`;
 // Join a room unless it is full; answer every member (nil when full).
 const JOIN = `if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
@@ -50,14 +56,19 @@ export class RedisCluster implements Cluster {
   /** Channels this node listens on: users it hosts, rooms it has members in. */
   private readonly channels = new Set<string>();
   private readonly roomMembersHere = new Map<string, number>();
-  private scripts = { release: '', refresh: '', join: '' };
+  private scripts = { release: '', refresh: '', join: '', transfer: '' };
+  private readonly handoverTimeout: number;
+  private seq = 0;
+  /** Resumes under way here: what arrives for the name meanwhile, and who waits for the state. */
+  private readonly takeovers = new Map<string, { since: Envelope[]; done: (state: Handover | null) => void }>();
   private timers: Array<ReturnType<typeof setInterval>> = [];
   private stopped = false;
   /** When the command connection last came back: liveness checks wait for names to be re-claimed. */
   private reconnectedAt = 0;
   private subscriberUp = false;
 
-  constructor({ url, prefix = 'signalbox:', presenceTtlMs = 10_000, node, log }: RedisClusterOptions) {
+  constructor({ url, prefix = 'signalbox:', presenceTtlMs = 10_000, handoverTimeoutMs = 3000, node, log }: RedisClusterOptions) {
+    this.handoverTimeout = handoverTimeoutMs;
     this.url = url;
     this.prefix = prefix;
     this.ttl = presenceTtlMs;
@@ -71,11 +82,21 @@ export class RedisCluster implements Cluster {
   private userChannel = (name: string) => `${this.prefix}u:${name}`;
   private roomKey = (room: string) => `${this.prefix}room:${room}`;
   private roomChannel = (room: string) => `${this.prefix}r:${room}`;
+  private nodeChannel = (node: string) => `${this.prefix}n:${node}`;
+  private get usersKey() {
+    return `${this.prefix}users`;
+  }
+  private get presenceChannel() {
+    return `${this.prefix}presence`;
+  }
 
   /** Connect both clients and load the scripts; fails if Redis cannot be reached. */
   async connect(): Promise<void> {
     await this.cmd.connect();
     await this.loadScripts();
+    // Handovers come to this node's own channel; presence events to everyone's.
+    this.channels.add(this.nodeChannel(this.node));
+    this.channels.add(this.presenceChannel);
     this.cmd.onclose = (err) => this.log.warn('redis_down', { err: err?.message });
     this.cmd.onconnect = () => {
       this.log.info('redis_up', { node: this.node });
@@ -97,6 +118,8 @@ export class RedisCluster implements Cluster {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.sub?.close();
+    // Redis answers in order: once this PING is answered, every publish before it is done.
+    await Promise.race([this.cmd.send('PING', []).catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
     this.cmd.close();
   }
 
@@ -106,7 +129,7 @@ export class RedisCluster implements Cluster {
 
   private async loadScripts() {
     const load = (src: string) => this.cmd.send('SCRIPT', ['LOAD', src]) as Promise<string>;
-    this.scripts = { release: await load(RELEASE), refresh: await load(REFRESH), join: await load(JOIN) };
+    this.scripts = { release: await load(RELEASE), refresh: await load(REFRESH), join: await load(JOIN), transfer: await load(TRANSFER) };
   }
 
   /** Redis came back (perhaps empty): scripts, names and room memberships again. */
@@ -134,7 +157,17 @@ export class RedisCluster implements Cluster {
     }
     if (channel.startsWith(`${this.prefix}r:`)) {
       if (env.node !== this.node) this.hub?.receiveRoomEvent(env, this.face!);
-    } else this.hub?.receiveEnvelope(env);
+    } else if (channel === this.presenceChannel) {
+      if (env.node !== this.node) this.hub?.receivePresence(env, this.face!);
+    } else if (channel === this.nodeChannel(this.node)) {
+      if (env.kind === 'handover') this.takeovers.get(env.to)?.done(env.payload as Handover | null);
+    } else if (env.kind === 'resume') {
+      void this.handOver(env);
+    } else {
+      const takeover = this.takeovers.get(env.to);
+      if (takeover !== undefined) takeover.since.push(env);
+      else this.hub?.receiveEnvelope(env);
+    }
   };
 
   private async connectSubscriber(): Promise<void> {
@@ -177,11 +210,16 @@ export class RedisCluster implements Cluster {
   // ── Cluster ─────────────────────────────────────────────────────────────────
 
   async claim(name: string): Promise<boolean> {
-    return (await this.cmd.send('SET', [this.userKey(name), this.node, 'NX', 'PX', String(this.ttl)])) === 'OK';
+    const ok = (await this.cmd.send('SET', [this.userKey(name), this.node, 'NX', 'PX', String(this.ttl)])) === 'OK';
+    if (ok) this.cmd.send('ZADD', [this.usersKey, '0', name]).catch(() => {});
+    return ok;
   }
 
   release(name: string): void {
-    this.cmd.send('EVALSHA', [this.scripts.release, '1', this.userKey(name), this.node]).catch(() => {});
+    this.cmd
+      .send('EVALSHA', [this.scripts.release, '1', this.userKey(name), this.node])
+      .then((n) => n === 1 && this.cmd.send('ZREM', [this.usersKey, name]))
+      .catch(() => {});
   }
 
   async host(name: string): Promise<void> {
@@ -194,7 +232,92 @@ export class RedisCluster implements Cluster {
   }
 
   send(env: Envelope): Promise<number> {
+    env.id = `${this.node}:${++this.seq}`;
     return this.cmd.publish(this.userChannel(env.to), JSON.stringify(env));
+  }
+
+  // ── resume on another node ──────────────────────────────────────────────────
+
+  /**
+   * This node's client came back with a token for a session another node holds. Listen on
+   * the user's channel first (keeping what arrives), then ask the holder on that same
+   * channel: every message is then either in the holder's queue, or here, or both (told
+   * apart by id), and none is lost or delivered twice.
+   */
+  async takeOver(name: string, token: string): Promise<{ state: Handover; since: Envelope[] } | null> {
+    if (this.takeovers.has(name) || !this.subscriberUp) return null;
+    const since: Envelope[] = [];
+    let done!: (state: Handover | null) => void;
+    const answered = new Promise<Handover | null>((resolve) => (done = resolve));
+    this.takeovers.set(name, { since, done });
+    const timer = setTimeout(() => done(null), this.handoverTimeout);
+    try {
+      await this.listen(this.userChannel(name));
+      await this.cmd.publish(this.userChannel(name), JSON.stringify({ kind: 'resume', from: name, to: name, payload: token, node: this.node }));
+      const state = await answered;
+      if (state === null) {
+        this.unlisten(this.userChannel(name));
+        return null;
+      }
+      for (const { room } of state.rooms) await this.adoptRoom(room, name);
+      return { state, since };
+    } finally {
+      clearTimeout(timer);
+      this.takeovers.delete(name);
+    }
+  }
+
+  /** Another node asks for a session hosted here. */
+  private async handOver(env: Envelope) {
+    const hub = this.hub;
+    if (hub === undefined || env.node === this.node || typeof env.payload !== 'string') return;
+    if (!hub.sessions.has(env.to)) return; // not ours (the asker hears nothing and times out)
+    const state = hub.handOver(env.to, env.payload);
+    if (state !== null) {
+      this.unhost(env.to);
+      for (const { room } of state.rooms) this.releaseRoom(room);
+      await this.cmd.send('EVALSHA', [this.scripts.transfer, '1', this.userKey(env.to), this.node, env.node!, String(this.ttl)]).catch(() => {});
+    }
+    const reply: Envelope = { kind: 'handover', from: env.to, to: env.to, payload: state, node: this.node };
+    await this.cmd.publish(this.nodeChannel(env.node!), JSON.stringify(reply)).catch(() => {});
+  }
+
+  private async adoptRoom(room: string, name: string) {
+    await this.cmd.send('HSET', [this.roomKey(room), name, this.node]);
+    const n = this.roomMembersHere.get(room) ?? 0;
+    this.roomMembersHere.set(room, n + 1);
+    if (n === 0) await this.listen(this.roomChannel(room));
+  }
+
+  /** A member here left for another node: it is still in the room, just not here. */
+  private releaseRoom(room: string) {
+    const n = (this.roomMembersHere.get(room) ?? 1) - 1;
+    if (n > 0) return void this.roomMembersHere.set(room, n);
+    this.roomMembersHere.delete(room);
+    this.unlisten(this.roomChannel(room));
+  }
+
+  // ── discovery ───────────────────────────────────────────────────────────────
+
+  async listUsers(cursor: string, limit: number): Promise<{ users: string[]; next?: string }> {
+    // Names sorted by code point (a sorted set with equal scores), one page past the cursor,
+    // and one more to know whether there is a next page. Names whose key is gone (a node
+    // died) are dropped from the set as they are met.
+    const from = cursor === '' ? '-' : `(${cursor}`;
+    const page = (await this.cmd.send('ZRANGE', [this.usersKey, from, '+', 'BYLEX', 'LIMIT', '0', String(limit + 1)])) as string[];
+    const more = page.length > limit;
+    const names = page.slice(0, limit);
+    if (names.length === 0) return { users: [] };
+    const held = (await this.cmd.send('MGET', names.map(this.userKey))) as Array<string | null>;
+    const users = names.filter((_, i) => held[i] !== null);
+    const gone = names.filter((_, i) => held[i] === null);
+    if (gone.length > 0) this.cmd.send('ZREM', [this.usersKey, ...gone]).catch(() => {});
+    return more ? { users, next: names.at(-1)! } : { users };
+  }
+
+  announce(env: Envelope): void {
+    env.node = this.node;
+    this.cmd.publish(this.presenceChannel, JSON.stringify(env)).catch(() => {});
   }
 
   async joinRoom(room: string, name: string, limit: number): Promise<string[] | null> {

@@ -118,7 +118,10 @@ export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): 
       if (!hub.limits.discovery) return fail(conn, 'discovery_disabled');
       if (conn.data.session === null) return fail(conn, 'not_logged_in');
       if (watch) hub.watchPresence(conn);
-      send(conn, { type: 'users', ...hub.listUsers(cursor, limit) });
+      const answer = (page: { users: string[]; next?: string }) => send(conn, { type: 'users', ...page });
+      const page = hub.listUsers(cursor, limit);
+      if (page instanceof Promise) page.then(answer, () => fail(conn, 'unavailable', undefined, { request: 'list' }));
+      else answer(page);
     },
   };
 

@@ -3,7 +3,7 @@ import { EARLY_CANDIDATES_MAX, EARLY_CANDIDATES_MS, EARLY_SENDERS_MAX, LIST_MAX,
 import { type Logger, silentLogger } from '../log.ts';
 import { takeToken } from './rate.ts';
 import { newToken, PRESENCE_TOPIC, Room, sameToken, Session } from './session.ts';
-import type { Cluster, Conn, Delivery, Envelope, EventKind, Outcome, Presence, RelayKind } from './types.ts';
+import type { Cluster, Conn, Delivery, Envelope, EventKind, Handover, Outcome, Presence, RelayKind } from './types.ts';
 
 export type LoginOutcome =
   | { ok: true; session: Session; resumed: boolean }
@@ -134,6 +134,14 @@ export class Hub {
     this.sweeper = setInterval(() => this.sweep(), every);
   }
 
+  /** End every session now (shutdown): partners hear `leave`, names are released. */
+  endAll(): void {
+    for (const session of [...this.sessions.values()]) {
+      if (session.conn !== null) session.conn.data.session = null;
+      this.end(session);
+    }
+  }
+
   stop(): void {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
@@ -237,7 +245,13 @@ export class Hub {
     return cluster
       .claim(name)
       .then(async (ok) => {
-        if (!ok) return this.refuse('name_taken');
+        if (!ok) {
+          // Held elsewhere: with a token, the session may be resumable there.
+          if (opts.resume === undefined) return this.refuse('name_taken');
+          const moved = await cluster.takeOver(name, opts.resume);
+          if (moved === null || !this.connections.has(conn)) return this.refuse('name_taken');
+          return this.adopt(conn, name, moved.state, moved.since);
+        }
         await cluster.host(name);
         // The socket may have closed while the claim was in flight: give the name back.
         if (!this.connections.has(conn)) {
@@ -294,6 +308,51 @@ export class Hub {
     return { ok: true, session, resumed: true };
   }
 
+  /** A session resumed from another node: its call, its rooms, what waited for it. */
+  private adopt(conn: Conn, name: string, state: Handover, since: Envelope[]): LoginOutcome {
+    const session = new Session(name, null, conn.data.face);
+    session.token = newToken();
+    session.partner = state.partner;
+    session.queue = [...state.queue];
+    session.queueBytes = 0;
+    // What arrived while the handover was under way, less what the old node had queued.
+    const seen = new Set(state.queueIds);
+    for (const env of since) if (env.id === undefined || !seen.has(env.id)) session.queue.push(session.face.render(env));
+    for (const { room, members } of state.rooms) {
+      const r = this.rooms.get(room) ?? this.openRoom(room);
+      for (const m of members) r.members.add(m);
+      (session.rooms ??= new Set()).add(r);
+    }
+    this.sessions.set(name, session);
+    this.attach(session, conn);
+    this.stats.resumes++;
+    this.log.info('resume', { conn: conn.data.id, user: name, from: 'another node', queued: session.queue.length });
+    return { ok: true, session, resumed: true };
+  }
+
+  /**
+   * Another node asks for this session with a token (its client came back there): hand it
+   * over without ending it, so its partner and rooms notice nothing but a reconnect.
+   */
+  handOver(name: string, token: string): Handover | null {
+    const session = this.sessions.get(name);
+    if (session === undefined || session.token === null || !sameToken(token, session.token)) return null;
+    this.sessions.delete(name);
+    clearTimeout(session.grace);
+    const conn = session.conn;
+    if (conn !== null) {
+      conn.data.session = null;
+      conn.close(4002, 'session resumed on another node');
+    }
+    this.forgetEarly(session);
+    const rooms = [...(session.rooms ?? [])].map((room) => {
+      this.dropRoomIfUnused(room);
+      return { room: room.name, members: [...room.members] };
+    });
+    this.log.info('handover', { user: name, queued: session.queue?.length ?? 0 });
+    return { partner: session.partner, rooms, queue: session.queue ?? [], queueIds: session.queueIds ?? [] };
+  }
+
   /**
    * After a resume's login reply: deliver what waited, in order, and tell the partner and
    * rooms the user is back. (Separate so the reply goes first.)
@@ -303,6 +362,7 @@ export class Hub {
     if (conn === null) return;
     const queue = session.queue;
     session.queue = null;
+    session.queueIds = null;
     session.queueBytes = 0;
     if (queue !== null) for (const frame of queue) conn.send(frame);
     this.tellPeers(session, 'peer-reconnected');
@@ -505,13 +565,13 @@ export class Hub {
   /** Deliver to one user: one publish on its topic, or into its queue while it reconnects. */
   private deliver(target: Session, env: Envelope): Outcome {
     const frame = target.face.render(env);
-    if (target.conn === null) return this.enqueue(target, frame);
+    if (target.conn === null) return this.enqueue(target, frame, env.id);
     if (this.delivery.publish(target.topic, frame) === 0) return this.countError('user_not_found');
     if (env.kind in this.stats.relayed) this.stats.relayed[env.kind as RelayKind]++;
     return 'ok';
   }
 
-  private enqueue(target: Session, frame: string): Outcome {
+  private enqueue(target: Session, frame: string, id: string | undefined): Outcome {
     const queue = target.queue;
     if (queue === null) return this.countError('user_not_found');
     const { queueMessages, queueBytes } = this.limits;
@@ -520,6 +580,7 @@ export class Hub {
     }
     queue.push(frame);
     target.queueBytes += frame.length;
+    if (id !== undefined) (target.queueIds ??= []).push(id);
     return 'ok';
   }
 
@@ -657,8 +718,9 @@ export class Hub {
 
   // ── discovery ───────────────────────────────────────────────────────────────
 
-  /** One page of logged-in names after `cursor`, in code-point order. */
-  listUsers(cursor = '', limit = LIST_MAX): { users: string[]; next?: string } {
+  /** One page of logged-in names after `cursor`, in code-point order (cluster-wide in a cluster). */
+  listUsers(cursor = '', limit = LIST_MAX): { users: string[]; next?: string } | Promise<{ users: string[]; next?: string }> {
+    if (this.cluster !== undefined) return this.cluster.listUsers(cursor, Math.min(limit, LIST_MAX));
     const names = [...this.sessions.keys()].filter((n) => n > cursor).sort();
     const page = names.slice(0, Math.min(limit, LIST_MAX));
     return page.length < names.length ? { users: page, next: page.at(-1)! } : { users: page };
@@ -669,7 +731,14 @@ export class Hub {
   }
 
   private announce(session: Session, online: boolean): void {
-    this.delivery.publish(PRESENCE_TOPIC, session.face.render({ kind: 'presence', from: session.name, to: '', payload: online }));
+    const env: Envelope = { kind: 'presence', from: session.name, to: '', payload: online };
+    this.delivery.publish(PRESENCE_TOPIC, session.face.render(env));
+    this.cluster?.announce(env);
+  }
+
+  /** A user logged in or out on another node: tell the watchers here. */
+  receivePresence(env: Envelope, face: { render(env: Envelope): string }): void {
+    this.delivery.publish(PRESENCE_TOPIC, face.render(env));
   }
 
   // ── bookkeeping ─────────────────────────────────────────────────────────────

@@ -39,6 +39,8 @@ export class Session {
   /** While in grace: frames waiting for the resume, their size, and the expiry timer. */
   queue: string[] | null = null;
   queueBytes = 0;
+  /** Ids of queued envelopes that came through the cluster, so a handover can skip repeats. */
+  queueIds: string[] | null = null;
   grace: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(

@@ -12,7 +12,8 @@ export type EventKind = 'peer-joined' | 'peer-left' | 'peer-disconnected' | 'pee
  * rendered for each recipient's face. `to` is a user, or empty for a room or presence event.
  */
 export interface Envelope {
-  kind: RelayKind | EventKind | 'error';
+  /** `error` carries a refusal back; `resume`/`handover` move a session between nodes. */
+  kind: RelayKind | EventKind | 'error' | 'resume' | 'handover';
   from: string;
   to: string;
   payload?: unknown;
@@ -20,8 +21,19 @@ export interface Envelope {
   /** For `error` envelopes (a refusal travelling back to the sender's node). */
   code?: ErrorCode;
   request?: string;
-  /** The node that sent it (cluster only). */
+  /** The node that sent it, and an id unique in the cluster (cluster only). */
   node?: string;
+  id?: string;
+}
+
+/** What a session takes along when it is resumed on another node. */
+export interface Handover {
+  partner: string | null;
+  /** Its rooms, each with every member (the user included). */
+  rooms: Array<{ room: string; members: string[] }>;
+  /** Frames queued for it, rendered, in order; and the ids of those that came by the cluster. */
+  queue: string[];
+  queueIds: string[];
 }
 
 /** A face renders core events in its wire format (the seed JSON, later PeerJS). */
@@ -103,6 +115,14 @@ export interface Cluster extends Presence {
   leaveRoom(room: string, name: string): void;
   /** A room event for the other nodes with members in the room. */
   roomEvent(env: Envelope): void;
+  /**
+   * Take over `name`, held by another node, with its resume token: the session's state and
+   * what arrived for it meanwhile, or null if the token is wrong or nobody answers.
+   */
+  takeOver(name: string, token: string): Promise<{ state: Handover; since: Envelope[] } | null>;
+  /** A page of the cluster's users (code-point order) and a user logging in or out. */
+  listUsers(cursor: string, limit: number): Promise<{ users: string[]; next?: string }>;
+  announce(env: Envelope): void;
 }
 
 export type Outcome = 'ok' | ErrorCode;
