@@ -191,7 +191,10 @@ export class SignalboxClient<P extends Signals = DefaultSignals> extends Emitter
   list(options: ListOptions = {}): Promise<UsersMessage> {
     return this.#request({ type: 'list', ...options }, (m) => {
       if (m.type === 'users') return { ok: true, value: m };
-      if (m.type !== 'error' || m.request !== undefined) return undefined;
+      if (m.type !== 'error') return undefined;
+      // Errors name the request they refuse; older servers left it out for these.
+      if (m.request === 'list') return { ok: false };
+      if (m.request !== undefined) return undefined;
       const ours = m.code === 'discovery_disabled' || (m.code === 'invalid_message' && ['cursor', 'limit', 'watch'].includes(m.field ?? ''));
       return ours ? { ok: false } : undefined;
     });
@@ -392,7 +395,8 @@ export class SignalboxClient<P extends Signals = DefaultSignals> extends Emitter
 function refused(m: ServerMessage, request: string, room: string) {
   if (m.type !== 'error') return undefined;
   if (m.request === request && m.room === room) return { ok: false as const };
-  if (m.request === undefined && m.code === 'invalid_message' && m.field === 'room') return { ok: false as const };
+  // A validation error about `room` (older servers did not name the request).
+  if ((m.request === request || m.request === undefined) && m.code === 'invalid_message' && m.field === 'room') return { ok: false as const };
   return undefined;
 }
 

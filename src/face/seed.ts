@@ -64,7 +64,7 @@ export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): 
 
   const handlers: { [K in ClientMessage['type']]: Handler<Message<K>> } = {
     login(conn, { name, resumable, resume }) {
-      if (conn.data.session !== null || conn.data.pending) return fail(conn, 'already_logged_in');
+      if (conn.data.session !== null || conn.data.pending) return fail(conn, 'already_logged_in', undefined, { request: 'login' });
       const r = hub.login(conn, name, { resumable, resume });
       if (r instanceof Promise) {
         r.then(
@@ -78,27 +78,27 @@ export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): 
     },
     offer(conn, { name, offer }) {
       const s = conn.data.session;
-      if (s === null) return fail(conn, 'not_logged_in');
+      if (s === null) return fail(conn, 'not_logged_in', undefined, { request: 'offer' });
       answerFor(conn, hub.relay(s, name, 'offer', offer), 'offer', name);
     },
     answer(conn, { name, answer }) {
       const s = conn.data.session;
-      if (s === null) return fail(conn, 'not_logged_in');
+      if (s === null) return fail(conn, 'not_logged_in', undefined, { request: 'answer' });
       answerFor(conn, hub.relay(s, name, 'answer', answer), 'answer', name);
     },
     candidate(conn, { name, candidate }) {
       const s = conn.data.session;
-      if (s === null) return fail(conn, 'not_logged_in');
+      if (s === null) return fail(conn, 'not_logged_in', undefined, { request: 'candidate' });
       answerFor(conn, hub.relay(s, name, 'candidate', candidate), 'candidate', name);
     },
     leave(conn, { name }) {
       const s = conn.data.session;
-      if (s === null) return fail(conn, 'not_logged_in');
+      if (s === null) return fail(conn, 'not_logged_in', undefined, { request: 'leave' });
       answerFor(conn, hub.leave(s, name), 'leave', name);
     },
     join(conn, { room }) {
       const s = conn.data.session;
-      if (s === null) return fail(conn, 'not_logged_in');
+      if (s === null) return fail(conn, 'not_logged_in', undefined, { request: 'join' });
       const answer = (r: JoinOutcome) => {
         if (r.ok) send(conn, { type: 'joined', room, peers: r.peers });
         else reply(conn, r.code, ERRORS[r.code], { room, request: 'join' });
@@ -109,14 +109,14 @@ export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): 
     },
     'leave-room'(conn, { room }) {
       const s = conn.data.session;
-      if (s === null) return fail(conn, 'not_logged_in');
+      if (s === null) return fail(conn, 'not_logged_in', undefined, { request: 'leave-room' });
       const outcome = hub.leaveRoom(s, room);
       if (outcome === 'ok') send(conn, { type: 'left', room });
       else reply(conn, outcome, ERRORS[outcome], { room, request: 'leave-room' });
     },
     list(conn, { cursor, limit, watch }) {
-      if (!hub.limits.discovery) return fail(conn, 'discovery_disabled');
-      if (conn.data.session === null) return fail(conn, 'not_logged_in');
+      if (!hub.limits.discovery) return fail(conn, 'discovery_disabled', undefined, { request: 'list' });
+      if (conn.data.session === null) return fail(conn, 'not_logged_in', undefined, { request: 'list' });
       if (watch) hub.watchPresence(conn);
       const answer = (page: { users: string[]; next?: string }) => send(conn, { type: 'users', ...page });
       const page = hub.listUsers(cursor, limit);
@@ -164,7 +164,8 @@ export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): 
       if ((data as { type?: unknown }).type === 'login' && field === 'name') {
         return loginFailed(conn, 'invalid_name', `name: ${reason}`);
       }
-      fail(conn, 'invalid_message', `${field}: ${reason}`, { field });
+      const request = (data as { type?: unknown }).type;
+      fail(conn, 'invalid_message', `${field}: ${reason}`, { field, request });
     },
 
     render(env: Envelope): string {
