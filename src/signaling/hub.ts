@@ -249,10 +249,15 @@ export class Hub {
           // Held elsewhere: with a token, the session may be resumable there.
           if (opts.resume === undefined) return this.refuse('name_taken');
           const moved = await cluster.takeOver(name, opts.resume);
-          if (moved === null || !this.connections.has(conn)) return this.refuse('name_taken');
+          if (moved === null) return this.refuse('name_taken');
           return this.adopt(conn, name, moved.state, moved.since);
         }
-        await cluster.host(name);
+        try {
+          await cluster.host(name);
+        } catch (err) {
+          cluster.release(name);
+          throw err;
+        }
         // The socket may have closed while the claim was in flight: give the name back.
         if (!this.connections.has(conn)) {
           cluster.unhost(name);
@@ -324,6 +329,12 @@ export class Hub {
       (session.rooms ??= new Set()).add(r);
     }
     this.sessions.set(name, session);
+    // The session is ours now: if its new socket closed during the handover, end it here
+    // (its partner and rooms hear it) rather than lose it.
+    if (!this.connections.has(conn)) {
+      this.end(session);
+      return this.refuse('name_taken');
+    }
     this.attach(session, conn);
     this.stats.resumes++;
     this.log.info('resume', { conn: conn.data.id, user: name, from: 'another node', queued: session.queue.length });
