@@ -65,7 +65,7 @@ client: setup ## Bundle the typed client for browsers: dist/signalbox-client.js 
 soak: build ## Churn 100,000 call cycles through dist/signalbox, printing its RSS (SOAK_CYCLES=n)
 	$(BUN) bench/soak.ts dist/signalbox $(or $(SOAK_CYCLES),100000)
 
-demo-page: setup ## Embed src/demo/index.html after editing it (writes src/demo/page.ts)
+demo-page: setup ## Embed src/demo/index.html and src/client/ after editing either (writes src/demo/page.ts)
 	$(BUN) src/demo/embed.ts
 
 screenshot: setup ## Retake docs/screenshot.png (the page in a call) with the browser tests

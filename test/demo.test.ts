@@ -1,13 +1,20 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
-import { renderDemoModule, SOURCE, TARGET } from '../src/demo/embed.ts';
+import { CLIENT_MARK, renderDemoModule, SOURCE, TARGET } from '../src/demo/embed.ts';
 import { parseCli } from '../src/config.ts';
-import { DEMO_CSP } from '../src/demo/page.ts';
-import { CLOSE_CODES, ERRORS, LOGIN_FAILURES } from '../src/protocol/errors.ts';
+import { DEMO_CSP, DEMO_HTML } from '../src/demo/page.ts';
+import type { ClientErrorCode } from '../src/client/index.ts';
+import { CLOSE_CODES, ERRORS, type ErrorCode, LOGIN_FAILURES, type LoginFailure } from '../src/protocol/errors.ts';
 import { Client, startServer, type TestServer } from './helpers.ts';
 
 /** The call page without a browser: embedding, words, headers and the switch. test/e2e/ runs it for real. */
 const html = readFileSync(SOURCE, 'utf8');
+/** The inline scripts of the page as served: signalbox/client, then the page's own. */
+/** The client's own reasons for a rejected promise; the type check fails when one is missing here. */
+type ClientOwn = Exclude<ClientErrorCode, ErrorCode | LoginFailure>;
+const CLIENT_OWN = ['closed', 'connect_failed', 'send_queue_full', 'timeout'] as const satisfies readonly ClientOwn[];
+const everyClientCode: Exclude<ClientOwn, (typeof CLIENT_OWN)[number]> extends never ? true : never = true;
+const scripts = [...DEMO_HTML.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]!);
 const block = (re: RegExp) => {
   const m = re.exec(html);
   if (m === null) throw new Error(`no ${re} in the page`);
@@ -15,8 +22,18 @@ const block = (re: RegExp) => {
 };
 
 describe('the call page', () => {
-  test('src/demo/page.ts is generated from src/demo/index.html (else run `make demo-page`)', () => {
-    expect(readFileSync(TARGET, 'utf8')).toBe(renderDemoModule(html));
+  test('src/demo/page.ts is generated from src/demo/index.html and src/client/ (else run `make demo-page`)', async () => {
+    expect(readFileSync(TARGET, 'utf8')).toBe(await renderDemoModule(html));
+  });
+
+  test('signals through the inlined signalbox/client, not a WebSocket of its own', () => {
+    expect(html.split(CLIENT_MARK)).toHaveLength(2);
+    expect(scripts).toHaveLength(2);
+    expect(scripts[0]).toContain('globalThis.signalbox=');
+    expect(scripts[1]).toContain('signalbox.createClient(');
+    expect(scripts[1]).not.toContain('WebSocket(');
+    // The policy allows exactly these two scripts.
+    expect(DEMO_CSP.match(/'sha256-/g)).toHaveLength(3); // two scripts, one style
   });
 
   test('has words for every error code, login failure and close code the server sends, and no stale ones', () => {
@@ -24,11 +41,13 @@ describe('the call page', () => {
     expect(Object.keys(words.errors).sort()).toEqual(Object.keys(ERRORS).sort());
     expect(Object.keys(words.loginFailures).sort()).toEqual(Object.keys(LOGIN_FAILURES).sort());
     expect(Object.keys(words.closeCodes).sort()).toEqual(Object.keys(CLOSE_CODES).sort());
+    expect(everyClientCode).toBe(true);
+    expect(Object.keys(words.clientErrors).sort()).toEqual([...CLIENT_OWN]);
   });
 
-  test('its script parses, and it loads nothing from anywhere else', () => {
-    expect(() => new Function(block(/<script>([\s\S]*?)<\/script>/))).not.toThrow();
-    expect(html).not.toMatch(/\b(src|href)\s*=\s*["']?(https?:)?\/\//i);
+  test('its scripts parse, and it loads nothing from anywhere else', () => {
+    for (const script of scripts) expect(() => new Function(script)).not.toThrow();
+    expect(DEMO_HTML).not.toMatch(/\b(src|href)\s*=\s*["']?(https?:)?\/\//i);
   });
 
   test('--no-demo and SIGNALBOX_DEMO turn it off; it is on by default', () => {
@@ -63,7 +82,7 @@ describe('GET /', () => {
     expect(res.headers.get('content-type')).toBe('text/html; charset=UTF-8');
     expect(res.headers.get('content-security-policy')).toBe(DEMO_CSP);
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(await res.text()).toBe(html);
+    expect(await res.text()).toBe(DEMO_HTML);
   });
 
   test('with --no-demo, answers the short text instead', async () => {
