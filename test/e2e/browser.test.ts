@@ -124,7 +124,7 @@ afterAll(async () => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
-const SCENARIOS = ['namespace', 'call', 'tab-close', 'decline', 'errors', 'seed-client', 'server-stops'];
+const SCENARIOS = ['namespace', 'call', 'tab-close', 'decline', 'errors', 'seed-client', 'discovery', 'room', 'resume', 'server-stops'];
 for (const name of SCENARIOS) slot(name).promise.catch(() => {}); // judged by the tests, not unhandled
 
 /** A test that runs where the browser can, skips loudly elsewhere, and fails under CI. */
@@ -152,6 +152,11 @@ describe('in a real browser', () => {
       expect(f.messages[who]).toEqual(['alice: hello bob', 'bob: hi alice']);
     }
     expect(f.pageErrors).toEqual([]);
+  });
+
+  e2e('without --discovery the page offers the name field only, and says nothing about it', async () => {
+    const { noDiscovery } = await facts('call', 'noDiscovery');
+    expect(noDiscovery).toEqual({ panelShown: false, notice: 'Logged in as alice. Enter a name to call, or wait for a call.' });
   });
 
   e2e('the page uses the ICE servers the server hands out with the login', async () => {
@@ -215,9 +220,57 @@ describe('in a real browser', () => {
     expect(b.seen).toEqual(expect.arrayContaining(['offer', 'candidate', 'leave']));
   });
 
-  e2e('when the server stops, the page says so', async () => {
+  e2e('with --discovery, the list shows who logs in and leaves, and a click on a name calls them', async () => {
+    const f = await facts('discovery');
+    expect(f.alone).toEqual({ list: [], none: true });
+    expect(f.lists).toEqual({ nina: ['omar'], omar: ['nina'] });
+    expect(f.incoming).toBe('nina is calling you.');
+    expect(f.duringCall).toBe(1); // no second call while in one
+    expect(f.omarLayout.scrollWidth).toBeLessThanOrEqual(f.omarLayout.viewport);
+    expect(f.afterClose).toEqual([]);
+    expect(f.pageErrors).toEqual([]);
+  });
+
+  e2e('three pages in a room: every pair connects, chat reaches everyone, video tiles play', async () => {
+    const f = await facts('room');
+    expect(f.joined).toEqual([
+      'You are in the room standup, alone so far. Others join by entering its name.',
+      'You are in the room standup with kim.',
+      'You are in the room standup with kim, lee.',
+    ]);
+    const others = (me: string) => ['kim', 'lee', 'max'].filter((n) => n !== me);
+    for (const [i, me] of ['kim', 'lee', 'max'].entries()) {
+      expect(f.members[i]).toEqual(others(me).map((n) => `${n} — connected, chat open`));
+      expect(f.messages[i]).toEqual(expect.arrayContaining(['kim: hello room', 'lee: hi from lee']));
+      expect(f.messages[i]).toHaveLength(2);
+      expect(f.tiles[i]).toEqual(['you', ...others(me)].sort());
+    }
+    expect(f.layout.scrollWidth).toBeLessThanOrEqual(f.layout.viewport);
+    expect(f.afterLeave).toEqual([['lee — connected, chat open'], ['kim — connected, chat open'], []]);
+    expect(f.maxNotice).toBe('You left the room standup.');
+    expect(f.pageErrors).toEqual([]);
+  });
+
+  e2e('a connection cut mid-call resumes: the call and its data channel go on', async () => {
+    const f = await facts('resume');
+    expect(f.cut.ivy.signaling).toBe('signaling: reconnecting…');
+    expect(f.cut.ivy.notice).toStartWith('The connection to the server dropped. Reconnecting in');
+    expect(f.cut.jack.notice).toBe("ivy's connection to the server dropped; waiting for them to come back…");
+    expect(f.cut.jack.line).toBe('In a call with ivy (ivy is reconnecting…)');
+    expect(f.cut.jack.chat).toBe('open');
+    expect(f.back.ivy.notice).toBe('Connected to the server again; the call goes on.');
+    expect(f.back.jack).toMatchObject({ notice: 'ivy is back.', line: 'In a call with ivy', connection: 'connected' });
+    const chat = ['jack: can you hear me?', 'ivy: back again'];
+    expect(f.messages).toEqual({ ivy: chat, jack: chat });
+    expect(f.hungUp).toMatchObject({ notice: 'ivy left the call.', inCallShown: false });
+    expect(f.attempts).toBeGreaterThanOrEqual(3); // the page, the first socket, at least one retry
+    // Refused reconnect attempts are logged by Chromium itself; nothing else may go wrong.
+    expect(f.pageErrors.filter((e: string) => !/WebSocket connection to .* failed/.test(e))).toEqual([]);
+  });
+
+  e2e('when the server stops, the page says so and keeps trying', async () => {
     const { hank } = await facts('server-stops');
-    expect(hank.signaling).toBe('signaling: disconnected');
-    expect(hank.notice).toStartWith('The server is restarting or shutting down.');
+    expect(hank.signaling).toBe('signaling: reconnecting…');
+    expect(hank.notice).toStartWith('The server is restarting or shutting down. Reconnecting in');
   });
 });

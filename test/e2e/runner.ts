@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
+import { TcpProxy } from '../proxy.ts';
 
 const [exe, ...rest] = process.argv.slice(2);
 if (!exe) throw new Error('usage: runner.ts <executable> [--screenshot file.png]');
@@ -51,23 +52,31 @@ let stunPackets = 0;
 const stun = await Bun.udpSocket({ hostname: '127.0.0.1', socket: { data: () => void stunPackets++ } });
 const stunUrl = `stun:127.0.0.1:${stun.port}`;
 
-const server = Bun.spawn([exe, '--port', '0', '--host', '127.0.0.1', '--stun', stunUrl], { stdout: 'pipe', stderr: 'pipe' });
-const serverLog: string[] = [];
-const port = await new Promise<number>((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error(`no listening line: ${serverLog.join('')}`)), 10_000);
-  (async () => {
-    // Keep reading after the first line: a full pipe would stall the server.
-    for await (const chunk of server.stdout.pipeThrough(new TextDecoderStream())) {
-      serverLog.push(chunk);
-      if (serverLog.length > 200) serverLog.shift();
-      const m = /listening url=ws:\/\/[^:]+:(\d+)/.exec(serverLog.join(''));
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
+/** Start the executable on a free loopback port with `args`; its log is kept for reports. */
+async function startSignalbox(args: string[]) {
+  const proc = Bun.spawn([exe!, '--port', '0', '--host', '127.0.0.1', ...args], { stdout: 'pipe', stderr: 'pipe' });
+  const log: string[] = [];
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line: ${log.join('')}`)), 10_000);
+    (async () => {
+      // Keep reading after the first line: a full pipe would stall the server.
+      for await (const chunk of proc.stdout.pipeThrough(new TextDecoderStream())) {
+        log.push(chunk);
+        if (log.length > 200) log.shift();
+        const m = /listening url=ws:\/\/[^:]+:(\d+)/.exec(log.join(''));
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
       }
-    }
-  })();
-});
+    })();
+  });
+  return { proc, log, port };
+}
+
+const { proc: server, log: serverLog, port } = await startSignalbox(['--stun', stunUrl]);
+// A second server with --discovery, for the list of who is online.
+const listing = await startSignalbox(['--discovery']);
 const base = `http://127.0.0.1:${port}/`;
 
 // The seed-style client page is a test fixture, served from a second loopback origin.
@@ -113,10 +122,10 @@ async function waitText(page: Page, selector: string, expected: string) {
   }
 }
 
-/** Open the call page and log in as `name` (the page connects to the server on login). */
-async function demo(ctx: BrowserContext, name: string, facts?: Facts): Promise<Page> {
+/** Open the call page (from `at`) and log in as `name` (the page connects to the server on login). */
+async function demo(ctx: BrowserContext, name: string, facts?: Facts, at = base): Promise<Page> {
   const page = await newPage(ctx, name);
-  await page.goto(base);
+  await page.goto(at);
   if (facts) facts.beforeLogin = await text(page, '#signaling');
   await page.fill('#login-name', name);
   await page.click('#login-button');
@@ -193,6 +202,9 @@ await scenario('call', async (facts, contexts) => {
     const r = await fetch('/');
     return { type: r.headers.get('content-type'), csp: r.headers.get('content-security-policy') };
   });
+  // Without --discovery the page asks once, hears discovery_disabled, and says nothing of it.
+  await alice.locator('#online-panel[data-discovery="off"]').waitFor({ state: 'attached' });
+  facts.noDiscovery = { panelShown: await alice.isVisible('#online-panel'), notice: await text(alice, '#notice') };
   await alice.check('#use-media');
   await bob.check('#use-media');
   await alice.fill('#peer-name', 'bob');
@@ -315,16 +327,138 @@ await scenario('seed-client', async (facts, contexts) => {
   facts.b = await seen(b);
 });
 
+await scenario('discovery', async (facts, contexts) => {
+  const at = `http://127.0.0.1:${listing.port}/`;
+  const nina = await demo(await contexts(), 'nina', undefined, at);
+  await nina.locator('#online-panel[data-discovery="on"]').waitFor({ state: 'visible' });
+  facts.alone = { list: await nina.locator('#online-list button').allTextContents(), none: await nina.isVisible('#online-none') };
+  // omar logs in after nina: her list learns of him from a presence event.
+  const omar = await demo(await contexts({ viewport: { width: 360, height: 740 } }), 'omar', undefined, at);
+  await waitText(nina, '#online-list', 'omar');
+  await omar.locator('#online-panel[data-discovery="on"]').waitFor({ state: 'visible' });
+  facts.lists = {
+    nina: await nina.locator('#online-list button').allTextContents(),
+    omar: await omar.locator('#online-list button').allTextContents(),
+  };
+  // A click on his name calls him.
+  await nina.locator('#online-list button', { hasText: 'omar' }).click();
+  await omar.locator('#incoming').waitFor({ state: 'visible' });
+  facts.incoming = await text(omar, '#incoming p');
+  await omar.click('#accept');
+  await waitText(nina, '#st-chat', 'open');
+  await waitText(omar, '#st-chat', 'open');
+  facts.duringCall = await nina.locator('#online-list button:disabled').count();
+  await omar.fill('#chat-input', 'found you');
+  await omar.press('#chat-input', 'Enter');
+  await waitText(nina, '#messages', 'omar: found you');
+  facts.omarLayout = await omar.evaluate(() => ({ viewport: innerWidth, scrollWidth: document.documentElement.scrollWidth }));
+  // He closes his tab: he leaves her list too.
+  await omar.close();
+  await waitText(nina, '#notice', 'omar left the call.');
+  await nina.waitForFunction(() => !document.getElementById('online-list')!.textContent!.includes('omar'));
+  facts.afterClose = await nina.locator('#online-list button').allTextContents();
+});
+
+await scenario('room', async (facts, contexts) => {
+  const names = ['kim', 'lee', 'max'] as const;
+  const pages: Page[] = [];
+  for (const name of names) {
+    // kim is on a phone-sized screen; everyone shares the fake camera.
+    const page = await demo(await contexts(name === 'kim' ? { viewport: { width: 360, height: 740 } } : {}), name);
+    await page.check('#use-media');
+    await page.fill('#room-name', 'standup');
+    await page.click('#join-button');
+    await waitText(page, '#notice', 'You are in the room standup');
+    pages.push(page);
+  }
+  facts.joined = await Promise.all(pages.map((p) => text(p, '#notice')));
+  // Every pair: a connection with its chat channel open, seen from both ends.
+  for (const [i, page] of pages.entries()) {
+    for (const other of names) if (other !== names[i]) await waitText(page, '#members', `${other} — connected, chat open`);
+  }
+  facts.members = await Promise.all(pages.map((p) => p.locator('#members li').allTextContents()));
+  const [kim, lee, max] = pages as [Page, Page, Page];
+  await kim.fill('#chat-input', 'hello room');
+  await kim.press('#chat-input', 'Enter');
+  await lee.fill('#chat-input', 'hi from lee');
+  await lee.press('#chat-input', 'Enter');
+  for (const page of [lee, max]) await waitText(page, '#messages', 'kim: hello room');
+  for (const page of [kim, max]) await waitText(page, '#messages', 'lee: hi from lee');
+  facts.messages = await Promise.all(pages.map((p) => messages(p)));
+  // Video tiles: each page shows its own picture and decodes the two others'.
+  for (const page of pages) {
+    await page.waitForFunction(() => [...document.querySelectorAll('#tiles video')].filter((v: any) => v.videoWidth > 0).length >= 3);
+  }
+  facts.tiles = await Promise.all(
+    pages.map((p) =>
+      p.evaluate(() =>
+        [...document.querySelectorAll('#tiles figure:not([hidden])')]
+          .filter((f: any) => f.querySelector('video').videoWidth > 0)
+          .map((f: any) => f.querySelector('figcaption').textContent)
+          .sort(),
+      ),
+    ),
+  );
+  facts.layout = await kim.evaluate(() => ({ viewport: innerWidth, scrollWidth: document.documentElement.scrollWidth }));
+  // max leaves: the others see him go, and keep their own connection.
+  await max.click('#leave-room');
+  for (const page of [kim, lee]) await waitText(page, '#messages', 'max left the room.');
+  facts.afterLeave = await Promise.all([kim, lee, max].map((p) => p.locator('#members li').allTextContents()));
+  await kim.fill('#chat-input', 'still here');
+  await kim.press('#chat-input', 'Enter');
+  await waitText(lee, '#messages', 'kim: still here');
+  facts.maxNotice = await text(max, '#notice');
+});
+
+await scenario('resume', async (facts, contexts) => {
+  // ivy reaches the server through a loopback proxy that can cut her connection, as a
+  // network drop does: no close frame, and new connections refused until it is back.
+  const proxy = await TcpProxy.start(`ws://127.0.0.1:${port}/`);
+  try {
+    const ivy = await demo(await contexts(), 'ivy', undefined, proxy.url.replace('ws:', 'http:'));
+    const jack = await demo(await contexts(), 'jack');
+    await connectCall(ivy, jack, 'jack');
+    proxy.down();
+    await waitText(ivy, '#signaling', 'signaling: reconnecting…');
+    await waitText(jack, '#notice', "ivy's connection to the server dropped");
+    facts.cut = {
+      ivy: { signaling: await text(ivy, '#signaling'), ...(await view(ivy)) },
+      jack: { line: await text(jack, '#call-line'), ...(await view(jack)) },
+    };
+    // The data channel runs browser to browser: it goes on without the server.
+    await jack.fill('#chat-input', 'can you hear me?');
+    await jack.press('#chat-input', 'Enter');
+    await waitText(ivy, '#messages', 'jack: can you hear me?');
+    proxy.up();
+    await waitText(ivy, '#signaling', 'signaling: connected');
+    await waitText(jack, '#notice', 'ivy is back.');
+    facts.back = { ivy: await view(ivy), jack: { line: await text(jack, '#call-line'), ...(await view(jack)) } };
+    await ivy.fill('#chat-input', 'back again');
+    await ivy.press('#chat-input', 'Enter');
+    await waitText(jack, '#messages', 'ivy: back again');
+    facts.messages = { ivy: await messages(ivy), jack: await messages(jack) };
+    // The server kept the call too: ivy's hang-up reaches jack as the end of this call.
+    await ivy.click('#hang-up');
+    await waitText(jack, '#notice', 'ivy left the call.');
+    facts.hungUp = await view(jack);
+    facts.attempts = proxy.attempts.length;
+  } finally {
+    await proxy.close();
+  }
+});
+
 // Last, as it stops the server: the page tells a person the server went away.
 await scenario('server-stops', async (facts, contexts) => {
   const hank = await demo(await contexts(), 'hank');
   server.kill('SIGTERM');
-  await waitText(hank, '#signaling', 'signaling: disconnected');
+  await waitText(hank, '#signaling', 'signaling: reconnecting…');
+  await waitText(hank, '#notice', 'Reconnecting in');
   facts.hank = { signaling: await text(hank, '#signaling'), notice: await text(hank, '#notice') };
 });
 
 await browser.close();
 fixture.stop(true);
+listing.proc.kill('SIGTERM');
 stun.close();
 server.kill('SIGTERM');
 await server.exited;
