@@ -44,12 +44,12 @@ dev: setup ## Start with restart on change
 
 test: setup $(DENO) ## Run the whole test suite (integration tests on Bun, on Deno, and on a two-node cluster)
 	@status=0; \
-	$(BUN) test $(TEST_ARGS) || status=1; \
+	$(BUN) test --timeout=30000 $(TEST_ARGS) || status=1; \
 	echo "== integration tests against Deno: $(INTEGRATION_TESTS)"; \
 	$(DENO) cache --frozen --quiet src/main.deno.ts && \
-	SIGNALBOX_TARGET=deno DENO=$(DENO) $(BUN) test $(DENO_TEST_ARGS) $(INTEGRATION_TESTS) || status=1; \
+	SIGNALBOX_TARGET=deno DENO=$(DENO) $(BUN) test --timeout=30000 $(DENO_TEST_ARGS) $(INTEGRATION_TESTS) || status=1; \
 	echo "== integration tests against a two-node cluster on Redis: $(INTEGRATION_TESTS)"; \
-	SIGNALBOX_TARGET=cluster $(BUN) test $(CLUSTER_TEST_ARGS) $(INTEGRATION_TESTS) || status=1; \
+	SIGNALBOX_TARGET=cluster $(BUN) test --timeout=30000 $(CLUSTER_TEST_ARGS) $(INTEGRATION_TESTS) || status=1; \
 	exit $$status
 
 typecheck: setup ## Type-check the sources and tests
