@@ -1,8 +1,17 @@
 import { type ErrorCode, ERRORS, errorMessage, type LoginFailure } from '../protocol/errors.ts';
-import { EARLY_CANDIDATES_MAX, EARLY_CANDIDATES_MS, EARLY_SENDERS_MAX, LIST_MAX, RATE_STRIKES_BEFORE_CLOSE } from '../protocol/limits.ts';
+import {
+  EARLY_CANDIDATES_MAX,
+  EARLY_CANDIDATES_MS,
+  EARLY_SENDERS_MAX,
+  LIST_MAX,
+  OUTBOX_MESSAGES,
+  OUTBOX_MS,
+  OUTBOX_PEERS,
+  RATE_STRIKES_BEFORE_CLOSE,
+} from '../protocol/limits.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { takeToken } from './rate.ts';
-import { newToken, PRESENCE_TOPIC, Room, sameToken, Session } from './session.ts';
+import { newToken, type Outbound, PRESENCE_TOPIC, Room, sameToken, Session } from './session.ts';
 import type { Cluster, Conn, Delivery, Envelope, EventKind, Handover, Outcome, Presence, RelayKind } from './types.ts';
 
 export type LoginOutcome =
@@ -14,6 +23,10 @@ export interface LoginOptions {
   resumable?: boolean;
   /** Take back the session held under this token. */
   resume?: string;
+  /** The client's own token (PeerJS): the session keeps it, instead of a new one per login. */
+  token?: string;
+  /** A multi-link session (PeerJS): see `relayLinked`. */
+  links?: boolean;
 }
 
 export type JoinOutcome = { ok: true; peers: string[] } | { ok: false; code: ErrorCode };
@@ -85,6 +98,9 @@ const RELAY_KINDS = ['offer', 'answer', 'candidate', 'leave'] as const satisfies
  * in (`relay`), the recipient's side what the recipient is in (`accept`). On one node both
  * run in one call; in a cluster the envelope crosses to the recipient's node in between,
  * and a refusal travels back as an `error` envelope.
+ *
+ * Multi-link sessions (PeerJS, whose peers hold several connections at once) follow the
+ * same rules without the one-call limit: see `relayLinked` and `acceptLinked`.
  */
 export class Hub {
   /** Sessions hosted here, by name. A `Map`, so `__proto__` is an ordinary name. */
@@ -95,6 +111,8 @@ export class Hub {
   private readonly anonymous = new Set<Conn>();
   /** Sessions holding early candidates, for their expiry. */
   private readonly holding = new Set<Session>();
+  /** Multi-link sessions holding messages for users not logged in yet (`holdFor`). */
+  private readonly waiting = new Set<Session>();
   /** Names whose (possibly asynchronous) claim is under way. */
   private readonly claiming = new Set<string>();
   /** Connections per client address, counted from the upgrade on. */
@@ -173,6 +191,7 @@ export class Hub {
     this.connections.add(conn);
     this.anonymous.add(conn);
     this.log.info('connect', { conn: conn.data.id, ip: conn.data.ip });
+    conn.data.face.open?.(conn);
   }
 
   /** One inbound frame: rate limit, then the connection's face. Never throws. */
@@ -199,8 +218,8 @@ export class Hub {
 
   /**
    * The socket is gone. A resumable session waits `graceMs` for its client unless the
-   * client closed deliberately (1000, or no code); any other session ends at once: its
-   * name is free and its partner and rooms are told.
+   * client closed deliberately (1000, or no code; a face may say otherwise: `isFinal`); any
+   * other session ends at once: its name is free and its partner and rooms are told.
    */
   close(conn: Conn, code?: number): void {
     if (!this.connections.delete(conn)) return;
@@ -212,7 +231,8 @@ export class Hub {
     conn.data.session = null;
     if (session.conn !== conn) return; // resumed elsewhere meanwhile
     session.conn = null;
-    if (session.token !== null && this.limits.graceMs > 0 && !deliberate(code)) this.hold(session);
+    const final = session.face.isFinal?.(code) ?? deliberate(code);
+    if (session.token !== null && this.limits.graceMs > 0 && !final) this.hold(session);
     else this.end(session);
   }
 
@@ -224,7 +244,8 @@ export class Hub {
     if (identity !== null && identity !== name) return this.refuse('unauthorized');
     const held = this.sessions.get(name);
     if (held !== undefined) {
-      if (opts.resume !== undefined && held.token !== null && sameToken(opts.resume, held.token)) return this.resume(held, conn);
+      const mine = opts.resume !== undefined && held.token !== null && held.face === conn.data.face && sameToken(opts.resume, held.token);
+      if (mine) return this.resume(held, conn, opts.token);
       return this.refuse('name_taken');
     }
     if (this.claiming.has(name)) return this.refuse('name_taken');
@@ -232,7 +253,7 @@ export class Hub {
     if (maxUsers > 0 && this.sessions.size + this.claiming.size >= maxUsers) return this.refuse('server_full');
     const resumable = opts.resumable === true || opts.resume !== undefined;
     const cluster = this.cluster;
-    if (cluster === undefined) return this.admit(conn, name, resumable);
+    if (cluster === undefined) return this.admit(conn, name, resumable, opts);
 
     // Shared presence: claim the name, then subscribe to its channel before answering,
     // so a message sent right after the login reply already finds this node.
@@ -250,7 +271,7 @@ export class Hub {
           if (opts.resume === undefined) return this.refuse('name_taken');
           const moved = await cluster.takeOver(name, opts.resume);
           if (moved === null || !this.connections.has(conn)) return this.refuse('name_taken');
-          return this.adopt(conn, name, moved.state, moved.since);
+          return this.adopt(conn, name, moved.state, moved.since, opts);
         }
         await cluster.host(name);
         // The socket may have closed while the claim was in flight: give the name back.
@@ -259,7 +280,7 @@ export class Hub {
           cluster.release(name);
           return this.refuse('name_taken');
         }
-        return this.admit(conn, name, resumable);
+        return this.admit(conn, name, resumable, opts);
       })
       .catch((err: unknown) => {
         this.log.warn('claim_failed', { user: name, err: (err as Error).message });
@@ -273,9 +294,10 @@ export class Hub {
     return { ok: false, reason };
   }
 
-  private admit(conn: Conn, name: string, resumable: boolean): LoginOutcome {
+  private admit(conn: Conn, name: string, resumable: boolean, opts: LoginOptions): LoginOutcome {
     const session = new Session(name, conn, conn.data.face);
-    if (resumable && this.limits.graceMs > 0) session.token = newToken();
+    if (resumable && this.limits.graceMs > 0) session.token = opts.token ?? newToken();
+    if (opts.links === true) session.links = new Set();
     this.sessions.set(name, session);
     this.attach(session, conn);
     this.stats.logins++;
@@ -293,7 +315,7 @@ export class Hub {
   }
 
   /** Take a session back with its token: on a new socket, or from a socket not yet seen dead. */
-  private resume(session: Session, conn: Conn): LoginOutcome {
+  private resume(session: Session, conn: Conn, token: string | undefined): LoginOutcome {
     const old = session.conn;
     if (old !== null) {
       old.data.session = null;
@@ -301,7 +323,7 @@ export class Hub {
     }
     clearTimeout(session.grace);
     session.grace = undefined;
-    session.token = newToken();
+    session.token = token ?? newToken();
     this.attach(session, conn);
     this.stats.resumes++;
     this.log.info('resume', { conn: conn.data.id, user: session.name, queued: session.queue?.length ?? 0 });
@@ -309,10 +331,11 @@ export class Hub {
   }
 
   /** A session resumed from another node: its call, its rooms, what waited for it. */
-  private adopt(conn: Conn, name: string, state: Handover, since: Envelope[]): LoginOutcome {
+  private adopt(conn: Conn, name: string, state: Handover, since: Envelope[], opts: LoginOptions): LoginOutcome {
     const session = new Session(name, null, conn.data.face);
-    session.token = newToken();
+    session.token = opts.token ?? newToken();
     session.partner = state.partner;
+    if (opts.links === true) session.links = new Set(state.links);
     session.queue = [...state.queue];
     session.queueBytes = 0;
     // What arrived while the handover was under way, less what the old node had queued.
@@ -345,17 +368,20 @@ export class Hub {
       conn.close(4002, 'session resumed on another node');
     }
     this.forgetEarly(session);
+    this.dropHeld(session);
     const rooms = [...(session.rooms ?? [])].map((room) => {
       this.dropRoomIfUnused(room);
       return { room: room.name, members: [...room.members] };
     });
     this.log.info('handover', { user: name, queued: session.queue?.length ?? 0 });
-    return { partner: session.partner, rooms, queue: session.queue ?? [], queueIds: session.queueIds ?? [] };
+    const links = session.links === null ? undefined : [...session.links];
+    return { partner: session.partner, rooms, queue: session.queue ?? [], queueIds: session.queueIds ?? [], links };
   }
 
   /**
    * After a resume's login reply: deliver what waited, in order, and tell the partner and
-   * rooms the user is back. (Separate so the reply goes first.)
+   * rooms the user is back. (Separate so the reply goes first.) A multi-link face calls it
+   * after every login: what other sessions here held for this name follows.
    */
   flush(session: Session): void {
     const conn = session.conn;
@@ -366,6 +392,12 @@ export class Hub {
     session.queueBytes = 0;
     if (queue !== null) for (const frame of queue) conn.send(frame);
     this.tellPeers(session, 'peer-reconnected');
+    if (session.links !== null) {
+      for (const from of this.waiting) {
+        const held = from.outbox?.get(session.name);
+        if (held !== undefined) this.sendHeld(from, session.name, held);
+      }
+    }
   }
 
   /** The socket dropped: keep the session for `graceMs`, queueing what is sent to it. */
@@ -388,6 +420,7 @@ export class Hub {
     clearTimeout(session.grace);
     session.queue = null;
     this.forgetEarly(session);
+    this.dropHeld(session);
     if (session.partner !== null) this.leave(session);
     if (session.rooms !== null) for (const room of [...session.rooms]) this.exitRoom(session, room);
     if (this.limits.discovery) this.announce(session, false);
@@ -407,6 +440,7 @@ export class Hub {
     // The hot path: a message within an established call.
     if (from.partner === to || from.inRoomWith(to)) return this.route(from, { kind, from: from.name, to, payload });
     if (to === from.name) return this.countError('self_target');
+    if (from.links !== null) return this.relayLinked(from, to, kind, payload);
     if (kind === 'answer') return this.countError('not_in_call');
     if (kind === 'candidate') {
       // In no call, it may be a candidate sent before its offer: the callee's side holds it.
@@ -425,9 +459,27 @@ export class Hub {
   leave(from: Session, to: string | undefined = from.partner ?? undefined): Outcome {
     if (to === undefined) return this.countError('not_in_call');
     if (to === from.name) return this.countError('self_target');
+    if (from.links !== null) {
+      if (!from.links.delete(to)) return this.countError('not_in_call');
+      return this.route(from, { kind: 'leave', from: from.name, to, multi: true });
+    }
     if (from.partner === to) from.partner = null;
     else if (!from.inRoomWith(to)) return this.countError('not_in_call');
     return this.route(from, { kind: 'leave', from: from.name, to });
+  }
+
+  /**
+   * A multi-link (PeerJS) sender: an offer links the pair, with no limit of one call (no
+   * `busy`, no `already_in_call`); answers and candidates need the link. The envelope says
+   * so, since the recipient's side checks the same on its own links (`acceptLinked`).
+   * Messages to a user something is already held for wait behind it, in order.
+   */
+  private relayLinked(from: Session, to: string, kind: Exclude<RelayKind, 'leave'>, payload: unknown): Outcome {
+    if (kind === 'offer') from.link(to);
+    else if (!from.links!.has(to)) return this.countError('not_in_call');
+    const env: Envelope = { kind, from: from.name, to, payload, multi: true };
+    if (from.outbox?.has(to)) return this.holdFor(from, env) ? 'ok' : this.countError('user_not_found');
+    return this.route(from, env);
   }
 
   /** Carry an envelope to its recipient: here, or through the cluster. */
@@ -440,6 +492,7 @@ export class Hub {
     }
     const cluster = this.cluster;
     if (cluster === undefined) {
+      if (from.links !== null && env.kind !== 'leave' && this.holdFor(from, env)) return 'ok';
       this.refused(from, env, 'user_not_found');
       return this.countError('user_not_found');
     }
@@ -454,6 +507,7 @@ export class Hub {
   /** A refusal comes back: undo what the sender's side assumed (a call it offered). */
   private refused(from: Session, env: Envelope, code: ErrorCode): void {
     if (env.kind === 'offer' && from.partner === env.to && code !== 'queue_full') from.partner = null;
+    if (env.kind === 'offer' && code !== 'queue_full') from.links?.delete(env.to);
     if (code === 'busy' || code === 'user_not_found') this.log.debug('refused', { user: from.name, to: env.to, code });
   }
 
@@ -461,7 +515,10 @@ export class Hub {
   private bounced(env: Envelope, code: ErrorCode): void {
     if (env.kind !== 'offer' && env.kind !== 'answer' && env.kind !== 'candidate' && env.kind !== 'leave') return;
     const sender = this.sessions.get(env.from);
-    if (sender !== undefined) return this.tell(sender, env.to, env.kind, code);
+    if (sender !== undefined) {
+      if (code === 'user_not_found' && sender.links !== null && env.kind !== 'leave' && this.holdFor(sender, env)) return;
+      return this.tell(sender, env.to, env.kind, code);
+    }
     // The sender is on another node: the refusal travels back to it.
     this.cluster?.send({ kind: 'error', from: env.to, to: env.from, code, request: env.kind, node: this.cluster.node }).catch(() => {});
   }
@@ -485,6 +542,7 @@ export class Hub {
 
   /** The recipient's rules: is `env.from` linked to `target` (or about to be, by this offer)? */
   private accept(env: Envelope, target: Session): Outcome {
+    if (target.links !== null || env.multi === true) return this.acceptLinked(env, target);
     const from = env.from;
     const linked = target.partner === from || target.inRoomWith(from);
     switch (env.kind) {
@@ -506,6 +564,25 @@ export class Hub {
         return this.deliver(target, env);
       default:
         // Events about a peer (peer-disconnected, peer-reconnected) need no link check.
+        return this.deliver(target, env);
+    }
+  }
+
+  /** The recipient's rules for multi-link sessions: as `relayLinked`, on the recipient's links. */
+  private acceptLinked(env: Envelope, target: Session): Outcome {
+    // Seed and PeerJS clients cannot read each other's payloads: one namespace, no mixing.
+    if (target.links === null || env.multi !== true) return this.countError('protocol_mismatch');
+    switch (env.kind) {
+      case 'offer':
+        target.link(env.from);
+        return this.deliver(target, env);
+      case 'answer':
+      case 'candidate':
+        return target.links.has(env.from) ? this.deliver(target, env) : this.countError('not_in_call');
+      case 'leave':
+        target.links.delete(env.from);
+        return this.deliver(target, env);
+      default:
         return this.deliver(target, env);
     }
   }
@@ -582,6 +659,81 @@ export class Hub {
     target.queueBytes += frame.length;
     if (id !== undefined) (target.queueIds ??= []).push(id);
     return 'ok';
+  }
+
+  // ── held for a user about to log in (multi-link senders) ────────────────────
+
+  /**
+   * PeerJS apps signal peers whose socket may still be opening, and `peer` holds messages for
+   * an absent id for a few seconds. So a multi-link sender's message to a user who is not
+   * logged in is held by the sender's session (bounded: OUTBOX_*), and follows when the user
+   * logs in here (`flush`) or, in a cluster, when the sweep finds it on another node; after
+   * OUTBOX_MS the sender hears `user_not_found` once (PeerJS: EXPIRE). False when full.
+   */
+  private holdFor(from: Session, env: Envelope): boolean {
+    const outbox = (from.outbox ??= new Map());
+    let held = outbox.get(env.to);
+    if (held === undefined) {
+      if (outbox.size >= OUTBOX_PEERS) return false;
+      outbox.set(env.to, (held = { since: this.now(), envs: [], probing: false }));
+      this.waiting.add(from);
+    }
+    if (held.envs.length >= OUTBOX_MESSAGES) return false;
+    held.envs.push(env);
+    return true;
+  }
+
+  private forgetHeld(from: Session, to: string): void {
+    from.outbox?.delete(to);
+    if (from.outbox?.size === 0) {
+      from.outbox = null;
+      this.waiting.delete(from);
+    }
+  }
+
+  /** The sender's session ends or moves: what it held goes nowhere. */
+  private dropHeld(session: Session): void {
+    session.outbox = null;
+    this.waiting.delete(session);
+  }
+
+  /** `to` is reachable: deliver what `from` held for it, in order, and report refusals. */
+  private sendHeld(from: Session, to: string, held: Outbound): void {
+    this.forgetHeld(from, to);
+    for (const env of held.envs) {
+      const outcome = this.route(from, env);
+      if (outcome !== 'ok') from.conn?.send(from.face.error(outcome, errorMessage(outcome, to), { name: to, request: env.kind }));
+    }
+  }
+
+  /** Once a tick: expire what waited too long, deliver what can go now. */
+  private retryHeld(now: number): void {
+    const cluster = this.cluster;
+    for (const from of this.waiting) {
+      for (const [to, held] of from.outbox!) {
+        if (now - held.since >= OUTBOX_MS) {
+          this.forgetHeld(from, to);
+          from.links?.delete(to);
+          this.tell(from, to, held.envs[0]!.kind, 'user_not_found');
+        } else if (this.sessions.has(to)) {
+          this.sendHeld(from, to, held);
+        } else if (cluster !== undefined && !held.probing) {
+          // Send the first message alone: once a node takes it, the rest follow in order.
+          held.probing = true;
+          const first = held.envs[0]!;
+          first.node = cluster.node;
+          cluster.send(first).then(
+            (n) => {
+              held.probing = false;
+              if (n === 0 || from.outbox?.get(to) !== held) return;
+              held.envs.shift();
+              this.sendHeld(from, to, held);
+            },
+            () => (held.probing = false),
+          );
+        }
+      }
+    }
   }
 
   // ── rooms ───────────────────────────────────────────────────────────────────
@@ -764,6 +916,7 @@ export class Hub {
       calls: calls / 2,
       rooms: this.rooms.size,
       holding: this.holding.size,
+      waiting: this.waiting.size,
       claiming: this.claiming.size,
       addresses: this.perIp.size,
       reserved: this.reserved,
@@ -784,5 +937,6 @@ export class Hub {
     for (const target of this.holding) {
       for (const [from, held] of target.early!) if (now - held.since >= EARLY_CANDIDATES_MS) this.dropEarly(target, from, true);
     }
+    if (this.waiting.size > 0) this.retryHeld(now);
   }
 }
