@@ -426,9 +426,15 @@ describe('PeerJS: limits and auth', () => {
 });
 
 describe('PeerJS: options', () => {
-  test('--peerjs-path and --peerjs-key move the endpoints; --discovery lists ids (401 without)', async () => {
-    const other = await startServer({ maxConnectionsPerIp: 0, peerjsPath: '/myapp', peerjsKey: 'k1', discovery: true });
+  test('--peerjs-path and --peerjs-key move the endpoints; --discovery lists ids (401 without); --allowed-origins holds', async () => {
+    const other = await startServer({ maxConnectionsPerIp: 0, peerjsPath: '/myapp', peerjsKey: 'k1', discovery: true, allowedOrigins: ['http://good.example'] });
     try {
+      // CORS only for allowed origins, and the WebSocket refused to the others, as for the seed.
+      const idFrom = (origin: string) => fetch(`${other.http}/myapp/k1/id`, { headers: { Origin: origin } });
+      expect((await idFrom('http://good.example')).headers.get('access-control-allow-origin')).toBe('http://good.example');
+      expect((await idFrom('http://evil.example')).headers.get('access-control-allow-origin')).toBeNull();
+      const ws = peerUrl(new URL('/myapp/', other.url).href, { key: 'k1', id: uniq('o'), token: 't' });
+      await expect(RawClient.connect(ws, { Origin: 'http://evil.example' })).rejects.toThrow('403');
       const base = new URL('/myapp/', other.url).href;
       const id = uniq('p');
       const c = await Client.connect(peerUrl(base, { key: 'k1', id, token: 't' }));
