@@ -466,7 +466,7 @@ describe('PeerJS: counted with everything else', () => {
   skipNotice('the PeerJS metrics test reads hub.stats');
   test.skipIf(!inProcess)('relays, errors and logins land in hub.stats', async () => {
     const stats = srv.hub!.stats;
-    const before = { offers: stats.relayed.offer, mismatch: stats.errors.protocol_mismatch, logins: stats.logins };
+    const before = { offers: stats.relayed.offer, mismatch: stats.errors.protocol_mismatch, logins: stats.logins, failures: stats.loginFailures };
     const [an, bn, sn] = [uniq('a'), uniq('b'), uniq('s')];
     const [a, b] = [await peer(an), await peer(bn)];
     const s = await Client.connect(srv.url);
@@ -478,6 +478,12 @@ describe('PeerJS: counted with everything else', () => {
     expect(stats.relayed.offer - before.offers).toBe(1);
     expect(stats.errors.protocol_mismatch - before.mismatch).toBe(1);
     expect(stats.logins - before.logins).toBe(3);
+    // Refused logins, once each: one the hub refuses (ID-TAKEN), one refused at the handshake.
+    const taken = await Client.connect(urlFor(an, 'not-the-token'));
+    expect((await taken.next()).type).toBe('ID-TAKEN');
+    const badKey = await Client.connect(urlFor(uniq('k'), 't', 'wrong'));
+    expect((await badKey.next()).type).toBe('INVALID-KEY');
+    expect(stats.loginFailures - before.failures).toBe(2);
     for (const x of [a, b, s]) x.close();
   });
 });

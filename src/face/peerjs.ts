@@ -46,9 +46,13 @@ export function createPeerjsFace(hub: Hub, { key }: PeerjsFaceOptions): Face {
   };
   /** A connection that cannot log in: say why, in the client's own vocabulary, and close. */
   const refuse = (conn: Conn, type: 'ERROR' | 'ID-TAKEN' | 'INVALID-KEY', code: ErrorCode | LoginFailure | undefined, msg: string) => {
-    hub.stats.loginFailures++;
     send(conn, { type, payload: { code, msg } });
     conn.close(1000, 'login refused');
+  };
+  /** A handshake refused before it reaches the hub (which counts the logins it refuses itself). */
+  const refuseHandshake: typeof refuse = (...args) => {
+    hub.stats.loginFailures++;
+    refuse(...args);
   };
   const expire = (conn: Conn, about: string, code: ErrorCode, request: string) =>
     conn.send(face.error(code, errorMessage(code, about), { name: about, request }));
@@ -75,13 +79,13 @@ export function createPeerjsFace(hub: Hub, { key }: PeerjsFaceOptions): Face {
 
     open(conn) {
       const h = conn.data.handshake ?? {};
-      if (h.refused !== undefined) return refuse(conn, 'ERROR', 'unauthorized', h.refused);
-      if (!h.key || !h.id || !h.token) return refuse(conn, 'ERROR', 'invalid_message', MISSING);
-      if (h.key !== key) return refuse(conn, 'INVALID-KEY', undefined, 'Invalid key provided.');
+      if (h.refused !== undefined) return refuseHandshake(conn, 'ERROR', 'unauthorized', h.refused);
+      if (!h.key || !h.id || !h.token) return refuseHandshake(conn, 'ERROR', 'invalid_message', MISSING);
+      if (h.key !== key) return refuseHandshake(conn, 'INVALID-KEY', undefined, 'Invalid key provided.');
       const checked = parseHandshake(h);
       if (!checked.success) {
         const issue = checked.issues[0];
-        return refuse(conn, 'ERROR', 'invalid_message', `${issue.path?.map((p) => p.key).join('.')}: ${issue.message}`);
+        return refuseHandshake(conn, 'ERROR', 'invalid_message', `${issue.path?.map((p) => p.key).join('.')}: ${issue.message}`);
       }
       const { id, token } = checked.output;
       const r = hub.login(conn, id, { resume: token, token, links: true });
