@@ -76,6 +76,12 @@ describe('PeerJS: connecting', () => {
     }
   });
 
+  test('the query cannot speak for the server: an unknown parameter is ignored', async () => {
+    const c = await Client.connect(peerUrl(srv.url, { key: 'peerjs', id: uniq('q'), token: 't', refused: 'spoofed' }));
+    expect(await c.next()).toEqual({ type: 'OPEN' });
+    c.close();
+  });
+
   test('a wrong key: INVALID-KEY, then the socket closes', async () => {
     const c = await Client.connect(urlFor(uniq('k'), 't', 'not-the-key'));
     expect(await c.next()).toEqual({ type: 'INVALID-KEY', payload: { msg: 'Invalid key provided.' } });

@@ -41,7 +41,11 @@ export function mountPeerjs(app: Hono, { hub, path, key, discovery, accept, orig
 
   app.get(`${base}peerjs`, async (c) => {
     if (!isUpgrade(c)) return c.text('The PeerJS WebSocket endpoint: connect with a WebSocket (?key=…&id=…&token=…).\n', 426);
-    return accept(c, c.req.query());
+    // Only what the face reads: the rest of the query (`version`, anything else) stays out.
+    const query = c.req.query();
+    const handshake: Record<string, string> = {};
+    for (const name of ['key', 'id', 'token']) if (query[name] !== undefined) handshake[name] = query[name];
+    return accept(c, handshake);
   });
 
   // Any key gets an id, as from `peer`: a wrong key is then refused on the WebSocket with
