@@ -1,17 +1,9 @@
 import { type ErrorCode, ERRORS, errorMessage, type LoginFailure } from '../protocol/errors.ts';
-import {
-  EARLY_CANDIDATES_MAX,
-  EARLY_CANDIDATES_MS,
-  EARLY_SENDERS_MAX,
-  LIST_MAX,
-  OUTBOX_MESSAGES,
-  OUTBOX_MS,
-  OUTBOX_PEERS,
-  RATE_STRIKES_BEFORE_CLOSE,
-} from '../protocol/limits.ts';
+import { EARLY_CANDIDATES_MAX, EARLY_CANDIDATES_MS, EARLY_SENDERS_MAX, LIST_MAX, RATE_STRIKES_BEFORE_CLOSE } from '../protocol/limits.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { takeToken } from './rate.ts';
-import { newToken, type Outbound, PRESENCE_TOPIC, Room, sameToken, Session } from './session.ts';
+import { Outbox } from './outbox.ts';
+import { newToken, PRESENCE_TOPIC, Room, sameToken, Session } from './session.ts';
 import type { Cluster, Conn, Delivery, Envelope, EventKind, Handover, Outcome, Presence, RelayKind } from './types.ts';
 
 export type LoginOutcome =
@@ -111,8 +103,6 @@ export class Hub {
   private readonly anonymous = new Set<Conn>();
   /** Sessions holding early candidates, for their expiry. */
   private readonly holding = new Set<Session>();
-  /** Multi-link sessions holding messages for users not logged in yet (`holdFor`). */
-  private readonly waiting = new Set<Session>();
   /** Names whose (possibly asynchronous) claim is under way. */
   private readonly claiming = new Set<string>();
   /** Connections per client address, counted from the upgrade on. */
@@ -134,6 +124,8 @@ export class Hub {
   readonly log: Logger;
   readonly now: () => number;
   private sweeper: ReturnType<typeof setInterval> | undefined;
+  /** What multi-link senders hold for users not logged in yet (see outbox.ts). */
+  private readonly outbox: Outbox;
 
   constructor({ delivery, cluster, log = silentLogger, limits, now = () => performance.now() }: HubOptions) {
     this.delivery = delivery;
@@ -142,6 +134,13 @@ export class Hub {
     this.log = log;
     this.limits = { ...UNLIMITED, ...limits };
     this.now = now;
+    this.outbox = new Outbox({
+      cluster,
+      now,
+      hosts: (name) => this.sessions.has(name),
+      route: (from, env) => this.route(from, env),
+      tell: (from, about, request, code) => this.tell(from, about, request, code),
+    });
   }
 
   /** Start the once-a-tick sweep (login timeouts, early candidates); no per-message timers. */
@@ -368,7 +367,7 @@ export class Hub {
       conn.close(4002, 'session resumed on another node');
     }
     this.forgetEarly(session);
-    this.dropHeld(session);
+    this.outbox.drop(session);
     const rooms = [...(session.rooms ?? [])].map((room) => {
       this.dropRoomIfUnused(room);
       return { room: room.name, members: [...room.members] };
@@ -392,12 +391,7 @@ export class Hub {
     session.queueBytes = 0;
     if (queue !== null) for (const frame of queue) conn.send(frame);
     this.tellPeers(session, 'peer-reconnected');
-    if (session.links !== null) {
-      for (const from of this.waiting) {
-        const held = from.outbox?.get(session.name);
-        if (held !== undefined) this.sendHeld(from, session.name, held);
-      }
-    }
+    if (session.links !== null) this.outbox.release(session.name);
   }
 
   /** The socket dropped: keep the session for `graceMs`, queueing what is sent to it. */
@@ -420,7 +414,7 @@ export class Hub {
     clearTimeout(session.grace);
     session.queue = null;
     this.forgetEarly(session);
-    this.dropHeld(session);
+    this.outbox.drop(session);
     if (session.partner !== null) this.leave(session);
     if (session.rooms !== null) for (const room of [...session.rooms]) this.exitRoom(session, room);
     if (this.limits.discovery) this.announce(session, false);
@@ -478,7 +472,7 @@ export class Hub {
     if (kind === 'offer') from.link(to);
     else if (!from.links!.has(to)) return this.countError('not_in_call');
     const env: Envelope = { kind, from: from.name, to, payload, multi: true };
-    if (from.outbox?.has(to)) return this.holdFor(from, env) ? 'ok' : this.countError('user_not_found');
+    if (this.outbox.has(from, to)) return this.outbox.hold(from, env) ? 'ok' : this.countError('user_not_found');
     return this.route(from, env);
   }
 
@@ -492,7 +486,8 @@ export class Hub {
     }
     const cluster = this.cluster;
     if (cluster === undefined) {
-      if (from.links !== null && env.kind !== 'leave' && this.holdFor(from, env)) return 'ok';
+      // A multi-link sender's message may be for someone about to log in (outbox.ts).
+      if (from.links !== null && env.kind !== 'leave' && this.outbox.hold(from, env)) return 'ok';
       this.refused(from, env, 'user_not_found');
       return this.countError('user_not_found');
     }
@@ -516,7 +511,7 @@ export class Hub {
     if (env.kind !== 'offer' && env.kind !== 'answer' && env.kind !== 'candidate' && env.kind !== 'leave') return;
     const sender = this.sessions.get(env.from);
     if (sender !== undefined) {
-      if (code === 'user_not_found' && sender.links !== null && env.kind !== 'leave' && this.holdFor(sender, env)) return;
+      if (code === 'user_not_found' && sender.links !== null && env.kind !== 'leave' && this.outbox.hold(sender, env)) return;
       return this.tell(sender, env.to, env.kind, code);
     }
     // The sender is on another node: the refusal travels back to it.
@@ -659,81 +654,6 @@ export class Hub {
     target.queueBytes += frame.length;
     if (id !== undefined) (target.queueIds ??= []).push(id);
     return 'ok';
-  }
-
-  // ── held for a user about to log in (multi-link senders) ────────────────────
-
-  /**
-   * PeerJS apps signal peers whose socket may still be opening, and `peer` holds messages for
-   * an absent id for a few seconds. So a multi-link sender's message to a user who is not
-   * logged in is held by the sender's session (bounded: OUTBOX_*), and follows when the user
-   * logs in here (`flush`) or, in a cluster, when the sweep finds it on another node; after
-   * OUTBOX_MS the sender hears `user_not_found` once (PeerJS: EXPIRE). False when full.
-   */
-  private holdFor(from: Session, env: Envelope): boolean {
-    const outbox = (from.outbox ??= new Map());
-    let held = outbox.get(env.to);
-    if (held === undefined) {
-      if (outbox.size >= OUTBOX_PEERS) return false;
-      outbox.set(env.to, (held = { since: this.now(), envs: [], probing: false }));
-      this.waiting.add(from);
-    }
-    if (held.envs.length >= OUTBOX_MESSAGES) return false;
-    held.envs.push(env);
-    return true;
-  }
-
-  private forgetHeld(from: Session, to: string): void {
-    from.outbox?.delete(to);
-    if (from.outbox?.size === 0) {
-      from.outbox = null;
-      this.waiting.delete(from);
-    }
-  }
-
-  /** The sender's session ends or moves: what it held goes nowhere. */
-  private dropHeld(session: Session): void {
-    session.outbox = null;
-    this.waiting.delete(session);
-  }
-
-  /** `to` is reachable: deliver what `from` held for it, in order, and report refusals. */
-  private sendHeld(from: Session, to: string, held: Outbound): void {
-    this.forgetHeld(from, to);
-    for (const env of held.envs) {
-      const outcome = this.route(from, env);
-      if (outcome !== 'ok') from.conn?.send(from.face.error(outcome, errorMessage(outcome, to), { name: to, request: env.kind }));
-    }
-  }
-
-  /** Once a tick: expire what waited too long, deliver what can go now. */
-  private retryHeld(now: number): void {
-    const cluster = this.cluster;
-    for (const from of this.waiting) {
-      for (const [to, held] of from.outbox!) {
-        if (now - held.since >= OUTBOX_MS) {
-          this.forgetHeld(from, to);
-          from.links?.delete(to);
-          this.tell(from, to, held.envs[0]!.kind, 'user_not_found');
-        } else if (this.sessions.has(to)) {
-          this.sendHeld(from, to, held);
-        } else if (cluster !== undefined && !held.probing) {
-          // Send the first message alone: once a node takes it, the rest follow in order.
-          held.probing = true;
-          const first = held.envs[0]!;
-          first.node = cluster.node;
-          cluster.send(first).then(
-            (n) => {
-              held.probing = false;
-              if (n === 0 || from.outbox?.get(to) !== held) return;
-              held.envs.shift();
-              this.sendHeld(from, to, held);
-            },
-            () => (held.probing = false),
-          );
-        }
-      }
-    }
   }
 
   // ── rooms ───────────────────────────────────────────────────────────────────
@@ -916,7 +836,7 @@ export class Hub {
       calls: calls / 2,
       rooms: this.rooms.size,
       holding: this.holding.size,
-      waiting: this.waiting.size,
+      outbox: this.outbox.size,
       claiming: this.claiming.size,
       addresses: this.perIp.size,
       reserved: this.reserved,
@@ -937,6 +857,6 @@ export class Hub {
     for (const target of this.holding) {
       for (const [from, held] of target.early!) if (now - held.since >= EARLY_CANDIDATES_MS) this.dropEarly(target, from, true);
     }
-    if (this.waiting.size > 0) this.retryHeld(now);
+    if (this.outbox.size > 0) this.outbox.sweep(now);
   }
 }

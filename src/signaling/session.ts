@@ -1,5 +1,5 @@
 import { LINKS_MAX, RESUME_TOKEN_BYTES } from '../protocol/limits.ts';
-import type { Conn, Envelope, Face } from './types.ts';
+import type { Conn, Face } from './types.ts';
 
 /** The topic a user's connections subscribe to; delivery to a user is one publish on it. */
 export const userTopic = (name: string): string => `user:${name}`;
@@ -11,14 +11,6 @@ export const PRESENCE_TOPIC = 'presence';
 export interface EarlyCandidates {
   since: number;
   payloads: unknown[];
-}
-
-/** Messages a multi-link session sent to a user not logged in (yet), held for OUTBOX_MS. */
-export interface Outbound {
-  since: number;
-  envs: Envelope[];
-  /** A delivery attempt through the cluster is under way. */
-  probing: boolean;
 }
 
 /** A room: its members by name. Deleted when the last one leaves. */
@@ -55,8 +47,6 @@ export class Session {
    * way, any number at once; `partner` stays null. Null for one-call sessions (the seed).
    */
   links: Set<string> | null = null;
-  /** Multi-link sessions: what they sent to users not logged in yet, by recipient. */
-  outbox: Map<string, Outbound> | null = null;
 
   constructor(
     readonly name: string,
