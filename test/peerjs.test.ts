@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { sign } from 'hono/jwt';
-import { OUTBOX_MS } from '../src/protocol/limits.ts';
-import { Client, inProcess, type Json, skipNotice, startServer, target, type TestServer } from './helpers.ts';
+import { OUTBOX_MESSAGES, OUTBOX_MS, OUTBOX_PEERS } from '../src/protocol/limits.ts';
+import { Client, eventually, inProcess, type Json, skipNotice, startServer, target, type TestServer } from './helpers.ts';
 import { RawClient } from './raw-client.ts';
 
 /**
@@ -317,6 +317,19 @@ describe('PeerJS: absent peers, reconnects', () => {
     a.close();
     late.close();
   }, 15_000);
+
+  test(`what is held is bounded: ${OUTBOX_PEERS} absent ids, ${OUTBOX_MESSAGES} messages each; beyond, EXPIRE at once`, async () => {
+    const a = await peer(uniq('a'));
+    const absent = Array.from({ length: OUTBOX_PEERS + 1 }, () => uniq('absent'));
+    for (const [i, id] of absent.entries()) a.send({ type: 'OFFER', dst: id, payload: offer(i) });
+    expect(await a.next()).toMatchObject({ type: 'EXPIRE', src: absent.at(-1), payload: { code: 'user_not_found', request: 'OFFER' } });
+    for (let i = 1; i <= OUTBOX_MESSAGES; i++) a.send({ type: 'CANDIDATE', dst: absent[0]!, payload: cand(i) });
+    expect(await a.next()).toMatchObject({ type: 'EXPIRE', src: absent[0], payload: { code: 'user_not_found', request: 'CANDIDATE' } });
+    await a.quiet(100);
+    // The sender's session ends: what it held goes with it.
+    await a.close();
+    if (inProcess) await eventually(() => srv.hub!.census().outbox === 0, 2000, 'the outbox is empty');
+  });
 
   test('a dropped socket comes back with the same id and token within the grace period: links and messages kept', async () => {
     const [an, bn] = [uniq('a'), uniq('b')];
