@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import type { Config } from './config.ts';
 import { DEMO_CSP, DEMO_HTML } from './demo/page.ts';
+import { mountPeerjs } from './face/peerjs-http.ts';
 import { LIST_MAX } from './protocol/limits.ts';
 import type { Hub } from './signaling/hub.ts';
 import type { IceServer } from './signaling/ice.ts';
@@ -20,6 +21,8 @@ export type Upgrade = (
 export interface AppOptions {
   hub: Hub;
   seed: Face;
+  /** The PeerJS face, unless --no-peerjs. */
+  peerjs?: Face;
   config: Config;
   upgrade: Upgrade;
   /** The peer address of the TCP connection, as the runtime sees it. */
@@ -56,7 +59,7 @@ export function originMatcher(patterns: readonly string[]): ((origin: string) =>
  * runtime's own WebSocket server owns the socket afterwards, so no per-event framework
  * object sits on the message path.
  */
-export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, verifyToken, version }: AppOptions) {
+export function createApp({ hub, seed, peerjs, config, upgrade, remoteAddress, iceServers, verifyToken, version }: AppOptions) {
   const startedAt = Date.now();
   const app = new Hono();
   // Never serve without the check the operator asked for.
@@ -84,7 +87,12 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
     };
   };
 
-  const acceptSeed = async (c: Context) => {
+  /**
+   * Admit a WebSocket for `face`. A face whose login travels in the upgrade request passes
+   * it as `handshake`; its client (PeerJS) sees an HTTP refusal only as a lost connection, so
+   * a refused token opens the socket anyway and the face says why and closes it (Face.open).
+   */
+  const acceptSocket = async (c: Context, face: Face, handshake?: Record<string, string>) => {
     const origin = c.req.header('origin');
     if (originAllowed !== null && origin !== undefined && !originAllowed(origin)) {
       hub.log.info('upgrade_refused', { reason: 'origin', origin });
@@ -93,14 +101,21 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
     const { token, protocol } = tokenOf(c);
     let identity: string | null = null;
     if (verifyToken !== undefined) {
-      if (token === undefined) return c.text('A token is required (?token= or Sec-WebSocket-Protocol)', 401);
-      try {
-        const claims = await verifyToken(token, config.authSecret);
-        if (typeof claims.sub !== 'string' || claims.sub === '') throw new Error('no sub claim');
-        identity = claims.sub;
-      } catch (err) {
-        hub.log.info('upgrade_refused', { reason: 'token', err: (err as Error).message });
-        return c.text('Invalid or expired token', 401);
+      let refused: string | undefined;
+      if (token === undefined) refused = 'A token is required (?token= or Sec-WebSocket-Protocol)';
+      else {
+        try {
+          const claims = await verifyToken(token, config.authSecret);
+          if (typeof claims.sub !== 'string' || claims.sub === '') throw new Error('no sub claim');
+          identity = claims.sub;
+        } catch (err) {
+          hub.log.info('upgrade_refused', { reason: 'token', err: (err as Error).message });
+          refused = 'Invalid or expired token';
+        }
+      }
+      if (refused !== undefined) {
+        if (handshake === undefined) return c.text(refused, 401);
+        handshake = { ...handshake, refused };
       }
     }
     const ip = clientAddress(c);
@@ -114,9 +129,10 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
     const data: ConnState = {
       id: nextId++,
       ip,
-      face: seed,
+      face,
       identity,
       openedAt: hub.now(),
+      ...(handshake === undefined ? {} : { handshake }),
       session: null,
       pending: false,
       tokens: config.burst,
@@ -129,7 +145,7 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
   };
 
   app.get('/', async (c) => {
-    if (isUpgrade(c)) return acceptSeed(c);
+    if (isUpgrade(c)) return acceptSocket(c, seed);
     if (config.demo) return c.html(DEMO_HTML, 200, DEMO_HEADERS);
     return c.text(
       `signalbox ${version}: a WebRTC signaling server.\n` +
@@ -159,6 +175,12 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
       return c.json({ error: 'unavailable' }, 503);
     }
   });
+
+  // The PeerJS server protocol (docs/peerjs.md), at its own path: `<path>peerjs` never is `/`.
+  if (peerjs !== undefined) {
+    const { peerjsPath: path, peerjsKey: key, discovery } = config;
+    mountPeerjs(app, { hub, path, key, discovery, originAllowed, accept: (c, handshake) => acceptSocket(c, peerjs, handshake) });
+  }
 
   // What a page needs for `new RTCPeerConnection({ iceServers })`; [] on a LAN.
   app.get('/ice-servers', (c) => c.json({ iceServers: iceServers?.() ?? [] }, 200, { 'Cache-Control': 'no-store' }));

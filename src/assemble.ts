@@ -1,5 +1,6 @@
 import { type AppOptions, createApp } from './app.ts';
 import type { Config } from './config.ts';
+import { createPeerjsFace } from './face/peerjs.ts';
 import { createSeedFace } from './face/seed.ts';
 import type { Logger } from './log.ts';
 import { Hub } from './signaling/hub.ts';
@@ -15,7 +16,7 @@ export interface AssembleOptions extends Pick<AppOptions, 'upgrade' | 'remoteAdd
 }
 
 /**
- * The parts every runtime shares: the hub, the seed face, the HTTP app. What only some
+ * The parts every runtime shares: the hub, the seed and PeerJS faces, the HTTP app. What only some
  * configurations use (token checks, TURN credentials) is loaded only when configured, so a
  * plain server starts without it: "a seed user pays nothing for what it does not use".
  */
@@ -26,7 +27,8 @@ export async function assemble({ config, log, version, delivery, cluster, upgrad
   const hub = new Hub({ delivery, cluster, log, limits: config });
   const iceServers = createIceServers({ ...config, turnUrls: config.turnUrl, hmac });
   const seed = createSeedFace(hub, { iceServers });
+  const peerjs = config.peerjs ? createPeerjsFace(hub, { key: config.peerjsKey }) : undefined;
   cluster?.attach(hub, seed);
-  const app = createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, verifyToken, version });
+  const app = createApp({ hub, seed, peerjs, config, upgrade, remoteAddress, iceServers, verifyToken, version });
   return { hub, seed, app };
 }

@@ -85,6 +85,21 @@ export const OPTIONS = {
   queueBytes: option({ schema: integer(1024, 64 * 1024 * 1024), default: 262144, arg: 'bytes', help: 'Bytes queued for a user in its grace period; more get queue_full' }),
   discovery: option({ schema: boolean, default: false, help: 'Let clients list logged-in users (list message, GET /users) and watch presence' }),
 
+  // PeerJS
+  peerjs: option({ schema: boolean, default: true, help: 'Speak the PeerJS server protocol too: WebSocket at <path>peerjs, ids at <path><key>/id (--no-peerjs: off)' }),
+  peerjsPath: option({
+    schema: v.pipe(v.string(), v.regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, 'must be a URL path starting with /')),
+    default: '/',
+    arg: 'path',
+    help: "Where PeerJS clients find the server: their `path` option (as peer's --path)",
+  }),
+  peerjsKey: option({
+    schema: v.pipe(v.string(), v.regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1–128 letters, digits or ._~-')),
+    default: 'peerjs',
+    arg: 'key',
+    help: "The key PeerJS clients present: their `key` option (as peer's --key)",
+  }),
+
   // Cluster
   redis: option({
     schema: v.pipe(v.string(), v.check((s) => s === '' || /^(redis|rediss|valkey|valkeys):\/\/[^\s]+$/.test(s), 'must be a redis:// or rediss:// URL')),

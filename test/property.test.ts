@@ -207,7 +207,7 @@ async function runScenario(actions: Action[]) {
     await Promise.all(clients.map((c) => (c.ws.readyState === WebSocket.OPEN ? c.close() : undefined)));
     // Nothing is left behind: no session, name, call, hold, reservation or topic.
     await eventually(() => srv.hub!.census().connections === 0, 2000, 'all connections closed');
-    expect(srv.hub!.census()).toEqual({ connections: 0, anonymous: 0, sessions: 0, resumable: 0, calls: 0, rooms: 0, holding: 0, claiming: 0, addresses: 0, reserved: 0 });
+    expect(srv.hub!.census()).toEqual({ connections: 0, anonymous: 0, sessions: 0, resumable: 0, calls: 0, rooms: 0, holding: 0, outbox: 0, claiming: 0, addresses: 0, reserved: 0 });
     for (const name of NAMES) expect(srv.subscribers!(userTopic(name))).toBe(0);
     expect(srv.hub!.stats.errors.internal).toBe(0);
     await srv.stop();

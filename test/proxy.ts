@@ -10,6 +10,8 @@ export class TcpProxy {
   readonly attempts: number[] = [];
   private readonly sockets = new Set<net.Socket>();
   private open = true;
+  /** Where new connections go (`retarget` moves it). */
+  private target: { hostname: string; port: number } = { hostname: '', port: 0 };
 
   private constructor(
     private readonly server: net.Server,
@@ -17,12 +19,11 @@ export class TcpProxy {
   ) {}
 
   static async start(target: string): Promise<TcpProxy> {
-    const { hostname, port } = new URL(target);
     let proxy: TcpProxy | undefined;
     const server = net.createServer((client) => {
       proxy!.attempts.push(performance.now());
       if (!proxy!.open) return client.destroy();
-      const upstream = net.connect(Number(port), hostname);
+      const upstream = net.connect(proxy!.target.port, proxy!.target.hostname);
       for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
         proxy!.sockets.add(a);
         a.on('data', (chunk) => b.write(chunk));
@@ -36,7 +37,14 @@ export class TcpProxy {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port: own } = server.address() as net.AddressInfo;
     proxy = new TcpProxy(server, `ws://127.0.0.1:${own}/`);
+    proxy.retarget(target);
     return proxy;
+  }
+
+  /** Send new connections to another server (one already open stays where it is). */
+  retarget(target: string): void {
+    const { hostname, port } = new URL(target);
+    this.target = { hostname, port: Number(port) };
   }
 
   /** Cut every connection (no close frame) and refuse new ones. */

@@ -19,7 +19,8 @@ export class RawClient {
   }
 
   static async connect(url: string, headers: Record<string, string> = {}): Promise<RawClient> {
-    const { port, pathname: path, hostname } = new URL(url);
+    const { port, pathname, search, hostname } = new URL(url);
+    const path = pathname + search;
     const socket = net.connect(Number(port), hostname);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);

@@ -14,6 +14,7 @@ export const ERRORS = {
   busy: 'The user is in a call with someone else. Try again later.',
   already_in_call: 'You are in a call with someone else. Send leave before calling another user.',
   self_target: 'You cannot address a message to yourself.',
+  protocol_mismatch: 'That user is connected with the other protocol (seed JSON or PeerJS); the two cannot signal each other.',
   room_full: 'The room has as many members as it allows. Try another room or later.',
   too_many_rooms: 'You are in as many rooms as one user may be. Leave one first.',
   not_in_room: 'You are not a member of that room.',
@@ -62,6 +63,8 @@ export function errorMessage(code: ErrorCode, name?: string): string {
       return `User ${who} is in a call with someone else.`;
     case 'already_in_call':
       return `You are in a call with someone else. Send leave before calling ${who}.`;
+    case 'protocol_mismatch':
+      return `User ${who} is connected with the other protocol (seed JSON or PeerJS); the two cannot signal each other.`;
     case 'queue_full':
       return `User ${who} is reconnecting and has too many messages waiting. Try again shortly.`;
     default:

@@ -29,3 +29,13 @@ export const RESUME_TOKEN_BYTES = 16;
 
 /** Callers whose early candidates one user holds at a time; more are refused at once. */
 export const EARLY_SENDERS_MAX = 8;
+
+/**
+ * Multi-link sessions (PeerJS): links one session keeps at once (the oldest is dropped
+ * beyond it), and what it may send to a user who is not logged in yet: held at most this
+ * long (as `peer`'s expire_timeout), this many messages for this many recipients.
+ */
+export const LINKS_MAX = 256;
+export const OUTBOX_MS = 5_000;
+export const OUTBOX_MESSAGES = 64;
+export const OUTBOX_PEERS = 8;

@@ -2,6 +2,7 @@ import { type ErrorCode, ERRORS, errorMessage, type LoginFailure } from '../prot
 import { EARLY_CANDIDATES_MAX, EARLY_CANDIDATES_MS, EARLY_SENDERS_MAX, LIST_MAX, RATE_STRIKES_BEFORE_CLOSE } from '../protocol/limits.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { takeToken } from './rate.ts';
+import { Outbox } from './outbox.ts';
 import { newToken, PRESENCE_TOPIC, Room, sameToken, Session } from './session.ts';
 import type { Cluster, Conn, Delivery, Envelope, EventKind, Handover, Outcome, Presence, RelayKind } from './types.ts';
 
@@ -14,6 +15,10 @@ export interface LoginOptions {
   resumable?: boolean;
   /** Take back the session held under this token. */
   resume?: string;
+  /** The client's own token (PeerJS): the session keeps it, instead of a new one per login. */
+  token?: string;
+  /** A multi-link session (PeerJS): see `relayLinked`. */
+  links?: boolean;
 }
 
 export type JoinOutcome = { ok: true; peers: string[] } | { ok: false; code: ErrorCode };
@@ -85,6 +90,9 @@ const RELAY_KINDS = ['offer', 'answer', 'candidate', 'leave'] as const satisfies
  * in (`relay`), the recipient's side what the recipient is in (`accept`). On one node both
  * run in one call; in a cluster the envelope crosses to the recipient's node in between,
  * and a refusal travels back as an `error` envelope.
+ *
+ * Multi-link sessions (PeerJS, whose peers hold several connections at once) follow the
+ * same rules without the one-call limit: see `relayLinked` and `acceptLinked`.
  */
 export class Hub {
   /** Sessions hosted here, by name. A `Map`, so `__proto__` is an ordinary name. */
@@ -116,6 +124,8 @@ export class Hub {
   readonly log: Logger;
   readonly now: () => number;
   private sweeper: ReturnType<typeof setInterval> | undefined;
+  /** What multi-link senders hold for users not logged in yet (see outbox.ts). */
+  private readonly outbox: Outbox;
 
   constructor({ delivery, cluster, log = silentLogger, limits, now = () => performance.now() }: HubOptions) {
     this.delivery = delivery;
@@ -124,6 +134,13 @@ export class Hub {
     this.log = log;
     this.limits = { ...UNLIMITED, ...limits };
     this.now = now;
+    this.outbox = new Outbox({
+      cluster,
+      now,
+      hosts: (name) => this.sessions.has(name),
+      route: (from, env) => this.route(from, env),
+      tell: (from, about, request, code) => this.tell(from, about, request, code),
+    });
   }
 
   /** Start the once-a-tick sweep (login timeouts, early candidates); no per-message timers. */
@@ -173,6 +190,7 @@ export class Hub {
     this.connections.add(conn);
     this.anonymous.add(conn);
     this.log.info('connect', { conn: conn.data.id, ip: conn.data.ip });
+    conn.data.face.open?.(conn);
   }
 
   /** One inbound frame: rate limit, then the connection's face. Never throws. */
@@ -199,8 +217,8 @@ export class Hub {
 
   /**
    * The socket is gone. A resumable session waits `graceMs` for its client unless the
-   * client closed deliberately (1000, or no code); any other session ends at once: its
-   * name is free and its partner and rooms are told.
+   * client closed deliberately (1000, or no code; a face may say otherwise: `isFinal`); any
+   * other session ends at once: its name is free and its partner and rooms are told.
    */
   close(conn: Conn, code?: number): void {
     if (!this.connections.delete(conn)) return;
@@ -212,7 +230,8 @@ export class Hub {
     conn.data.session = null;
     if (session.conn !== conn) return; // resumed elsewhere meanwhile
     session.conn = null;
-    if (session.token !== null && this.limits.graceMs > 0 && !deliberate(code)) this.hold(session);
+    const final = session.face.isFinal?.(code) ?? deliberate(code);
+    if (session.token !== null && this.limits.graceMs > 0 && !final) this.hold(session);
     else this.end(session);
   }
 
@@ -224,7 +243,8 @@ export class Hub {
     if (identity !== null && identity !== name) return this.refuse('unauthorized');
     const held = this.sessions.get(name);
     if (held !== undefined) {
-      if (opts.resume !== undefined && held.token !== null && sameToken(opts.resume, held.token)) return this.resume(held, conn);
+      const mine = opts.resume !== undefined && held.token !== null && held.face === conn.data.face && sameToken(opts.resume, held.token);
+      if (mine) return this.resume(held, conn, opts.token);
       return this.refuse('name_taken');
     }
     if (this.claiming.has(name)) return this.refuse('name_taken');
@@ -232,7 +252,7 @@ export class Hub {
     if (maxUsers > 0 && this.sessions.size + this.claiming.size >= maxUsers) return this.refuse('server_full');
     const resumable = opts.resumable === true || opts.resume !== undefined;
     const cluster = this.cluster;
-    if (cluster === undefined) return this.admit(conn, name, resumable);
+    if (cluster === undefined) return this.admit(conn, name, resumable, opts);
 
     // Shared presence: claim the name, then subscribe to its channel before answering,
     // so a message sent right after the login reply already finds this node.
@@ -250,7 +270,7 @@ export class Hub {
           if (opts.resume === undefined) return this.refuse('name_taken');
           const moved = await cluster.takeOver(name, opts.resume);
           if (moved === null) return this.refuse('name_taken');
-          return this.adopt(conn, name, moved.state, moved.since);
+          return this.adopt(conn, name, moved.state, moved.since, opts);
         }
         try {
           await cluster.host(name);
@@ -264,7 +284,7 @@ export class Hub {
           cluster.release(name);
           return this.refuse('name_taken');
         }
-        return this.admit(conn, name, resumable);
+        return this.admit(conn, name, resumable, opts);
       })
       .catch((err: unknown) => {
         this.log.warn('claim_failed', { user: name, err: (err as Error).message });
@@ -278,9 +298,10 @@ export class Hub {
     return { ok: false, reason };
   }
 
-  private admit(conn: Conn, name: string, resumable: boolean): LoginOutcome {
+  private admit(conn: Conn, name: string, resumable: boolean, opts: LoginOptions): LoginOutcome {
     const session = new Session(name, conn, conn.data.face);
-    if (resumable && this.limits.graceMs > 0) session.token = newToken();
+    if (resumable && this.limits.graceMs > 0) session.token = opts.token ?? newToken();
+    if (opts.links === true) session.links = new Set();
     this.sessions.set(name, session);
     this.attach(session, conn);
     this.stats.logins++;
@@ -298,7 +319,7 @@ export class Hub {
   }
 
   /** Take a session back with its token: on a new socket, or from a socket not yet seen dead. */
-  private resume(session: Session, conn: Conn): LoginOutcome {
+  private resume(session: Session, conn: Conn, token: string | undefined): LoginOutcome {
     const old = session.conn;
     if (old !== null) {
       old.data.session = null;
@@ -306,7 +327,7 @@ export class Hub {
     }
     clearTimeout(session.grace);
     session.grace = undefined;
-    session.token = newToken();
+    session.token = token ?? newToken();
     this.attach(session, conn);
     this.stats.resumes++;
     this.log.info('resume', { conn: conn.data.id, user: session.name, queued: session.queue?.length ?? 0 });
@@ -314,10 +335,11 @@ export class Hub {
   }
 
   /** A session resumed from another node: its call, its rooms, what waited for it. */
-  private adopt(conn: Conn, name: string, state: Handover, since: Envelope[]): LoginOutcome {
+  private adopt(conn: Conn, name: string, state: Handover, since: Envelope[], opts: LoginOptions): LoginOutcome {
     const session = new Session(name, null, conn.data.face);
-    session.token = newToken();
+    session.token = opts.token ?? newToken();
     session.partner = state.partner;
+    if (opts.links === true) session.links = new Set(state.links);
     session.queue = [...state.queue];
     session.queueBytes = 0;
     // What arrived while the handover was under way, less what the old node had queued.
@@ -356,17 +378,20 @@ export class Hub {
       conn.close(4002, 'session resumed on another node');
     }
     this.forgetEarly(session);
+    this.outbox.drop(session);
     const rooms = [...(session.rooms ?? [])].map((room) => {
       this.dropRoomIfUnused(room);
       return { room: room.name, members: [...room.members] };
     });
     this.log.info('handover', { user: name, queued: session.queue?.length ?? 0 });
-    return { partner: session.partner, rooms, queue: session.queue ?? [], queueIds: session.queueIds ?? [] };
+    const links = session.links === null ? undefined : [...session.links];
+    return { partner: session.partner, rooms, queue: session.queue ?? [], queueIds: session.queueIds ?? [], links };
   }
 
   /**
    * After a resume's login reply: deliver what waited, in order, and tell the partner and
-   * rooms the user is back. (Separate so the reply goes first.)
+   * rooms the user is back. (Separate so the reply goes first.) A multi-link face calls it
+   * after every login: what other sessions here held for this name follows.
    */
   flush(session: Session): void {
     const conn = session.conn;
@@ -377,6 +402,7 @@ export class Hub {
     session.queueBytes = 0;
     if (queue !== null) for (const frame of queue) conn.send(frame);
     this.tellPeers(session, 'peer-reconnected');
+    if (session.links !== null) this.outbox.release(session.name);
   }
 
   /** The socket dropped: keep the session for `graceMs`, queueing what is sent to it. */
@@ -399,6 +425,7 @@ export class Hub {
     clearTimeout(session.grace);
     session.queue = null;
     this.forgetEarly(session);
+    this.outbox.drop(session);
     if (session.partner !== null) this.leave(session);
     if (session.rooms !== null) for (const room of [...session.rooms]) this.exitRoom(session, room);
     if (this.limits.discovery) this.announce(session, false);
@@ -418,6 +445,7 @@ export class Hub {
     // The hot path: a message within an established call.
     if (from.partner === to || from.inRoomWith(to)) return this.route(from, { kind, from: from.name, to, payload });
     if (to === from.name) return this.countError('self_target');
+    if (from.links !== null) return this.relayLinked(from, to, kind, payload);
     if (kind === 'answer') return this.countError('not_in_call');
     if (kind === 'candidate') {
       // In no call, it may be a candidate sent before its offer: the callee's side holds it.
@@ -436,9 +464,27 @@ export class Hub {
   leave(from: Session, to: string | undefined = from.partner ?? undefined): Outcome {
     if (to === undefined) return this.countError('not_in_call');
     if (to === from.name) return this.countError('self_target');
+    if (from.links !== null) {
+      if (!from.links.delete(to)) return this.countError('not_in_call');
+      return this.route(from, { kind: 'leave', from: from.name, to, multi: true });
+    }
     if (from.partner === to) from.partner = null;
     else if (!from.inRoomWith(to)) return this.countError('not_in_call');
     return this.route(from, { kind: 'leave', from: from.name, to });
+  }
+
+  /**
+   * A multi-link (PeerJS) sender: an offer links the pair, with no limit of one call (no
+   * `busy`, no `already_in_call`); answers and candidates need the link. The envelope says
+   * so, since the recipient's side checks the same on its own links (`acceptLinked`).
+   * Messages to a user something is already held for wait behind it, in order.
+   */
+  private relayLinked(from: Session, to: string, kind: Exclude<RelayKind, 'leave'>, payload: unknown): Outcome {
+    if (kind === 'offer') from.link(to);
+    else if (!from.links!.has(to)) return this.countError('not_in_call');
+    const env: Envelope = { kind, from: from.name, to, payload, multi: true };
+    if (this.outbox.has(from, to)) return this.outbox.hold(from, env) ? 'ok' : this.countError('user_not_found');
+    return this.route(from, env);
   }
 
   /** Carry an envelope to its recipient: here, or through the cluster. */
@@ -451,6 +497,8 @@ export class Hub {
     }
     const cluster = this.cluster;
     if (cluster === undefined) {
+      // A multi-link sender's message may be for someone about to log in (outbox.ts).
+      if (from.links !== null && env.kind !== 'leave' && this.outbox.hold(from, env)) return 'ok';
       this.refused(from, env, 'user_not_found');
       return this.countError('user_not_found');
     }
@@ -465,6 +513,7 @@ export class Hub {
   /** A refusal comes back: undo what the sender's side assumed (a call it offered). */
   private refused(from: Session, env: Envelope, code: ErrorCode): void {
     if (env.kind === 'offer' && from.partner === env.to && code !== 'queue_full') from.partner = null;
+    if (env.kind === 'offer' && code !== 'queue_full') from.links?.delete(env.to);
     if (code === 'busy' || code === 'user_not_found') this.log.debug('refused', { user: from.name, to: env.to, code });
   }
 
@@ -472,7 +521,10 @@ export class Hub {
   private bounced(env: Envelope, code: ErrorCode): void {
     if (env.kind !== 'offer' && env.kind !== 'answer' && env.kind !== 'candidate' && env.kind !== 'leave') return;
     const sender = this.sessions.get(env.from);
-    if (sender !== undefined) return this.tell(sender, env.to, env.kind, code);
+    if (sender !== undefined) {
+      if (code === 'user_not_found' && sender.links !== null && env.kind !== 'leave' && this.outbox.hold(sender, env)) return;
+      return this.tell(sender, env.to, env.kind, code);
+    }
     // The sender is on another node: the refusal travels back to it.
     this.cluster?.send({ kind: 'error', from: env.to, to: env.from, code, request: env.kind, node: this.cluster.node }).catch(() => {});
   }
@@ -496,6 +548,7 @@ export class Hub {
 
   /** The recipient's rules: is `env.from` linked to `target` (or about to be, by this offer)? */
   private accept(env: Envelope, target: Session): Outcome {
+    if (target.links !== null || env.multi === true) return this.acceptLinked(env, target);
     const from = env.from;
     const linked = target.partner === from || target.inRoomWith(from);
     switch (env.kind) {
@@ -517,6 +570,25 @@ export class Hub {
         return this.deliver(target, env);
       default:
         // Events about a peer (peer-disconnected, peer-reconnected) need no link check.
+        return this.deliver(target, env);
+    }
+  }
+
+  /** The recipient's rules for multi-link sessions: as `relayLinked`, on the recipient's links. */
+  private acceptLinked(env: Envelope, target: Session): Outcome {
+    // Seed and PeerJS clients cannot read each other's payloads: one namespace, no mixing.
+    if (target.links === null || env.multi !== true) return this.countError('protocol_mismatch');
+    switch (env.kind) {
+      case 'offer':
+        target.link(env.from);
+        return this.deliver(target, env);
+      case 'answer':
+      case 'candidate':
+        return target.links.has(env.from) ? this.deliver(target, env) : this.countError('not_in_call');
+      case 'leave':
+        target.links.delete(env.from);
+        return this.deliver(target, env);
+      default:
         return this.deliver(target, env);
     }
   }
@@ -775,6 +847,7 @@ export class Hub {
       calls: calls / 2,
       rooms: this.rooms.size,
       holding: this.holding.size,
+      outbox: this.outbox.size,
       claiming: this.claiming.size,
       addresses: this.perIp.size,
       reserved: this.reserved,
@@ -795,5 +868,6 @@ export class Hub {
     for (const target of this.holding) {
       for (const [from, held] of target.early!) if (now - held.since >= EARLY_CANDIDATES_MS) this.dropEarly(target, from, true);
     }
+    if (this.outbox.size > 0) this.outbox.sweep(now);
   }
 }

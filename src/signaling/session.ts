@@ -1,4 +1,4 @@
-import { RESUME_TOKEN_BYTES } from '../protocol/limits.ts';
+import { LINKS_MAX, RESUME_TOKEN_BYTES } from '../protocol/limits.ts';
 import type { Conn, Face } from './types.ts';
 
 /** The topic a user's connections subscribe to; delivery to a user is one publish on it. */
@@ -42,6 +42,11 @@ export class Session {
   /** Ids of queued envelopes that came through the cluster, so a handover can skip repeats. */
   queueIds: string[] | null = null;
   grace: ReturnType<typeof setTimeout> | undefined = undefined;
+  /**
+   * Multi-link sessions (PeerJS) only: the users this one is linked with, by an offer either
+   * way, any number at once; `partner` stays null. Null for one-call sessions (the seed).
+   */
+  links: Set<string> | null = null;
 
   constructor(
     readonly name: string,
@@ -49,6 +54,18 @@ export class Session {
     readonly face: Face,
   ) {
     this.topic = userTopic(name);
+  }
+
+  /**
+   * Link with `name` (multi-link sessions). Beyond LINKS_MAX the oldest link is dropped:
+   * PeerJS signals only while a connection is being set up, so the oldest is the one least
+   * likely to be needed, and a session cannot grow without bound.
+   */
+  link(name: string): void {
+    const links = this.links!;
+    links.delete(name);
+    links.add(name);
+    if (links.size > LINKS_MAX) links.delete(links.values().next().value!);
   }
 
   inRoomWith(name: string): boolean {

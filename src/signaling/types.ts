@@ -24,6 +24,8 @@ export interface Envelope {
   /** The node that sent it, and an id unique in the cluster (cluster only). */
   node?: string;
   id?: string;
+  /** Sent by a multi-link session (PeerJS), whose payloads only its own kind can read. */
+  multi?: true;
 }
 
 /** What a session takes along when it is resumed on another node. */
@@ -34,6 +36,8 @@ export interface Handover {
   /** Frames queued for it, rendered, in order; and the ids of those that came by the cluster. */
   queue: string[];
   queueIds: string[];
+  /** A multi-link session's links (absent for one-call sessions). */
+  links?: string[];
 }
 
 /** A face renders core events in its wire format (the seed JSON, later PeerJS). */
@@ -45,6 +49,10 @@ export interface Face {
   render(env: Envelope): string;
   /** Render an error for a connection of this face. */
   error(code: ErrorCode, message: string, extra?: Record<string, unknown>): string;
+  /** A socket of this face opened (a face whose login travels in the upgrade request logs in here). */
+  open?(conn: Conn): void;
+  /** Whether a close with `code` ends a resumable session at once (default: 1000 and 1005 do). */
+  isFinal?(code: number | undefined): boolean;
 }
 
 /** Per-connection state, kept on the socket itself so an idle connection costs little. */
@@ -55,6 +63,8 @@ export interface ConnState {
   /** The name a verified token allows this connection to claim (auth on), else null. */
   readonly identity: string | null;
   readonly openedAt: number;
+  /** What the upgrade request said, for the face's open() (PeerJS: key, id, token); absent for the seed. */
+  readonly handshake?: Readonly<Record<string, string>>;
   session: Session | null;
   /** A login is being decided (presence claims may be asynchronous). */
   pending: boolean;

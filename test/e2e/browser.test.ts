@@ -1,138 +1,26 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect } from 'bun:test';
 import { join } from 'node:path';
 import { buildExecutable } from '../build.ts';
+import { browserSuite } from './harness.ts';
 
 /**
- * Real browsers through the compiled signalbox. Chromium gathers ICE candidates on every
- * interface it can see, so the browser, the server and runner.ts run inside a network
- * namespace that has only `lo` (root: `unshare --net`; elsewhere an unprivileged user
- * namespace, where the kernel allows one). runner.ts drives the pages and reports facts;
- * the tests here judge them.
- *
- * Without Chromium or a namespace these tests skip, loudly; under CI=true they fail instead.
+ * Real browsers through the compiled signalbox: runner.ts drives the pages inside a
+ * loopback-only network namespace and reports facts; the tests here judge them (the
+ * machinery is in harness.ts).
  */
-const CHROMIUM = '/usr/bin/chromium';
-const RUNNER = join(import.meta.dir, 'runner.ts');
 /** `SIGNALBOX_SCREENSHOT=docs/screenshot.png` also saves the page in a call (`make screenshot`). */
 const SCREENSHOT = process.env.SIGNALBOX_SCREENSHOT;
 
-type Setup = { ns: string[]; ip: string } | { missing: string };
-
-function setup(): Setup {
-  if (process.platform !== 'linux') return { missing: 'network namespaces need Linux' };
-  if (!existsSync(CHROMIUM)) return { missing: `${CHROMIUM} not found (Debian: apt-get install chromium)` };
-  const ip = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p));
-  if (ip === undefined) return { missing: 'the ip command (iproute2) not found' };
-  const ways = [['unshare', '--net'], ['unshare', '--user', '--map-root-user', '--net']];
-  for (const ns of process.getuid?.() === 0 ? ways : ways.slice(1)) {
-    const probe = Bun.spawnSync([...ns, '--', ip, 'link', 'set', 'lo', 'up'], { stdout: 'ignore', stderr: 'ignore' });
-    if (probe.exitCode === 0) return { ns, ip };
-  }
-  return { missing: 'cannot create a network namespace (run as root, or allow unprivileged user namespaces)' };
-}
-
-const env = setup();
-const CI = process.env.CI === 'true';
-if ('missing' in env) {
-  const what = CI ? 'FAILING (CI=true)' : 'SKIPPED';
-  console.warn(`\n*** browser end-to-end tests ${what}: ${env.missing} ***\n`);
-}
-
-interface Result {
-  scenario: string;
-  facts: Record<string, any>;
-  error?: string;
-}
-
-const slots = new Map<string, PromiseWithResolvers<Result>>();
-const slot = (name: string) => {
-  let s = slots.get(name);
-  if (s === undefined) slots.set(name, (s = Promise.withResolvers<Result>()));
-  return s;
-};
-
-/**
- * The facts runner.ts reported for `scenario`. A scenario that failed there fails here,
- * unless it failed after gathering every fact in `needed`.
- */
-async function facts(scenario: string, ...needed: string[]): Promise<Record<string, any>> {
-  const r = await slot(scenario).promise;
-  const enough = needed.length > 0 && needed.every((k) => k in r.facts);
-  if (r.error !== undefined && !enough) throw new Error(`${scenario}: ${r.error}\nfacts: ${JSON.stringify(r.facts, null, 1)}`);
-  return r.facts;
-}
-
-let dir: string | undefined;
-let runner: { kill(): void; exited: Promise<number> } | undefined;
-
-/** SIGKILL the runner's process group: the runner, the server and the browser. */
-const killGroup = (pid: number) => {
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-};
-
-beforeAll(() => {
-  if ('missing' in env) return;
-  dir = mkdtempSync(join(tmpdir(), 'signalbox-e2e-'));
-  const exe = join(dir, 'signalbox');
-  buildExecutable(exe);
-  const shot = SCREENSHOT === undefined ? [] : ['--screenshot', SCREENSHOT];
-  // In the namespace: bring lo up, then run the runner (which starts the server and
-  // Chromium), in a session of its own so that one signal to the group ends all of them.
-  const proc = Bun.spawn(
-    [...env.ns, '--', 'setsid', 'sh', '-c', '"$0" link set lo up && exec "$@"', env.ip, process.execPath, RUNNER, exe, ...shot],
-    // TMPDIR and HOME: Chromium's fresh profile (Playwright makes one per launch), its
-    // crash database and PulseAudio's files land in `dir`, which afterAll removes.
-    { stdout: 'pipe', stderr: 'pipe', env: { ...process.env, TMPDIR: dir, HOME: dir } },
-  );
-  runner = { exited: proc.exited, kill: () => killGroup(proc.pid) };
-  const killer = setTimeout(() => killGroup(proc.pid), 240_000);
-  void (async () => {
-    let buffer = '';
-    for await (const chunk of proc.stdout.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) !== -1) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (!line.startsWith('@@e2e ')) continue;
-        const result = JSON.parse(line.slice(6)) as Result;
-        slot(result.scenario).resolve(result);
-      }
-    }
-    const code = await proc.exited;
-    clearTimeout(killer);
-    const stderr = (await new Response(proc.stderr).text()).slice(-3000);
-    // Settles only the scenarios the runner never reported.
-    for (const s of slots.values()) s.reject(new Error(`runner ended (exit ${code}) before reporting this:\n${stderr}`));
-  })();
-}, 60_000);
-
-afterAll(async () => {
-  // The runner closes the browser and the server after its last scenario; killed earlier,
-  // it would leave Chromium writing into `dir` after we remove it.
-  if (runner !== undefined) {
-    const gone = await Promise.race([runner.exited.then(() => true), Bun.sleep(20_000).then(() => false)]);
-    if (!gone) runner.kill();
-    await runner.exited;
-  }
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-});
-
 const SCENARIOS = ['namespace', 'call', 'tab-close', 'decline', 'errors', 'seed-client', 'discovery', 'room', 'resume', 'server-stops'];
-for (const name of SCENARIOS) slot(name).promise.catch(() => {}); // judged by the tests, not unhandled
-
-/** A test that runs where the browser can, skips loudly elsewhere, and fails under CI. */
-const e2e = (name: string, fn: () => Promise<void>) => {
-  if (!('missing' in env)) return test(name, fn, 120_000);
-  if (CI) return test(name, () => { throw new Error(`cannot run: ${env.missing}`); });
-  return test.skip(`${name} [needs ${CHROMIUM} and a network namespace]`, fn);
-};
+const { facts, e2e } = browserSuite({
+  runner: join(import.meta.dir, 'runner.ts'),
+  scenarios: SCENARIOS,
+  args: (dir) => {
+    const exe = join(dir, 'signalbox');
+    buildExecutable(exe);
+    return [exe, ...(SCREENSHOT === undefined ? [] : ['--screenshot', SCREENSHOT])];
+  },
+});
 
 describe('in a real browser', () => {
   e2e('the browser and server see no network but loopback', async () => {

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
 import { TcpProxy } from '../proxy.ts';
+import { CHROMIUM_ARGS } from './chromium.ts';
 
 const [exe, ...rest] = process.argv.slice(2);
 if (!exe) throw new Error('usage: runner.ts <executable> [--screenshot file.png]');
@@ -18,21 +19,6 @@ const screenshot = shotAt === -1 ? undefined : rest[shotAt + 1];
 
 /** Every wait is bounded: generous, since other test suites share these two cores. */
 const WAIT = 20_000;
-
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  // Grant camera/microphone without a prompt and feed a generated picture and tone.
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  // Without it Chromium gathers no loopback candidates, and `lo` is all there is here.
-  '--allow-loopback-in-peer-connection',
-];
 
 type Facts = Record<string, unknown>;
 
