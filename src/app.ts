@@ -2,9 +2,11 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import type { Config } from './config.ts';
 import { DEMO_CSP, DEMO_HTML } from './demo/page.ts';
+import { METRICS_CONTENT_TYPE, type MemoryUsage, renderMetrics, UPGRADE_REFUSALS, type UpgradeRefusal } from './metrics.ts';
 import { LIST_MAX } from './protocol/limits.ts';
 import type { Hub } from './signaling/hub.ts';
 import type { IceServer } from './signaling/ice.ts';
+import { sameToken } from './signaling/session.ts';
 import type { ConnState, Face } from './signaling/types.ts';
 
 /**
@@ -29,6 +31,10 @@ export interface AppOptions {
   /** hono/jwt's verify, loaded only with --auth-secret. */
   verifyToken?: (token: string, secret: string) => Promise<Record<string, unknown>>;
   version: string;
+  /** The runtime serving, for GET /metrics (e.g. `{ name: 'bun', version: Bun.version }`). */
+  runtime?: { name: string; version: string };
+  /** The process's memory, for GET /metrics: the adapter asks its runtime. */
+  memory?: () => MemoryUsage;
 }
 
 // The page runs only its own inline code and talks only to this server.
@@ -56,8 +62,9 @@ export function originMatcher(patterns: readonly string[]): ((origin: string) =>
  * runtime's own WebSocket server owns the socket afterwards, so no per-event framework
  * object sits on the message path.
  */
-export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, verifyToken, version }: AppOptions) {
+export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServers, verifyToken, version, runtime, memory }: AppOptions) {
   const startedAt = Date.now();
+  const rejected = Object.fromEntries(UPGRADE_REFUSALS.map((r) => [r, 0])) as Record<UpgradeRefusal, number>;
   const app = new Hono();
   // Never serve without the check the operator asked for.
   if (config.authSecret && verifyToken === undefined) throw new Error('--auth-secret needs verifyToken');
@@ -87,25 +94,33 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
   const acceptSeed = async (c: Context) => {
     const origin = c.req.header('origin');
     if (originAllowed !== null && origin !== undefined && !originAllowed(origin)) {
+      rejected.origin++;
       hub.log.info('upgrade_refused', { reason: 'origin', origin });
       return c.text('Origin not allowed', 403);
     }
     const { token, protocol } = tokenOf(c);
     let identity: string | null = null;
     if (verifyToken !== undefined) {
-      if (token === undefined) return c.text('A token is required (?token= or Sec-WebSocket-Protocol)', 401);
+      if (token === undefined) {
+        rejected.token++;
+        hub.log.info('upgrade_refused', { reason: 'token', err: 'no token' });
+        return c.text('A token is required (?token= or Sec-WebSocket-Protocol)', 401);
+      }
       try {
         const claims = await verifyToken(token, config.authSecret);
         if (typeof claims.sub !== 'string' || claims.sub === '') throw new Error('no sub claim');
         identity = claims.sub;
       } catch (err) {
-        hub.log.info('upgrade_refused', { reason: 'token', err: (err as Error).message });
+        rejected.token++;
+        // The error's name, not its message: hono's messages quote the token, a credential.
+        hub.log.info('upgrade_refused', { reason: 'token', err: (err as Error).name });
         return c.text('Invalid or expired token', 401);
       }
     }
     const ip = clientAddress(c);
     const refusal = hub.reserve(ip);
     if (refusal !== null) {
+      rejected[refusal]++;
       hub.log.warn('upgrade_refused', { reason: refusal, ip });
       return refusal === 'server_full'
         ? c.text('Server full', 503, { 'Retry-After': '5' })
@@ -147,6 +162,26 @@ export function createApp({ hub, seed, config, upgrade, remoteAddress, iceServer
       uptime: Math.round((Date.now() - startedAt) / 1000),
     }),
   );
+
+  // Ready to take users: in a cluster, only while Redis is reachable and subscribed, since
+  // without it this node can neither claim names nor reach users elsewhere.
+  app.get('/readyz', (c) => {
+    const cluster = hub.cluster;
+    const node = cluster === undefined ? {} : { node: cluster.node };
+    if (cluster !== undefined && !cluster.ready) return c.json({ status: 'unavailable', reason: 'redis_unreachable', ...node }, 503);
+    return c.json({ status: 'ready', ...node });
+  });
+
+  // Counts for Prometheus. On unless --no-metrics; with --metrics-token, only for its bearer.
+  const metricsAuth = `Bearer ${config.metricsToken}`;
+  app.get('/metrics', (c) => {
+    if (!config.metrics) return c.text('Metrics are off (--no-metrics)', 404);
+    if (config.metricsToken && !sameToken(c.req.header('authorization') ?? '', metricsAuth)) {
+      return c.text('A bearer token is required (--metrics-token)', 401, { 'WWW-Authenticate': 'Bearer' });
+    }
+    const body = renderMetrics({ hub, version, runtime: runtime ?? { name: 'unknown', version: '' }, rejected, startedAt, memory });
+    return c.body(body, 200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
+  });
 
   // Discovery over HTTP, for clients that are not logged in: off unless --discovery.
   app.get('/users', async (c) => {
