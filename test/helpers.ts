@@ -250,8 +250,9 @@ export class Client {
   closed: Promise<CloseEvent>;
   opened: Promise<void>;
 
-  constructor(url: string, protocols?: string | string[], headers?: Record<string, string>) {
-    this.ws = new WebSocket(url, headers ? ({ headers, protocols } as any) : protocols);
+  /** `tls`: Bun's client options for wss:// (a test's self-signed certificate). */
+  constructor(url: string, protocols?: string | string[], headers?: Record<string, string>, tls?: Record<string, unknown>) {
+    this.ws = new WebSocket(url, headers || tls ? ({ headers, protocols, tls } as any) : protocols);
     this.opened = new Promise((resolve, reject) => {
       this.ws.onopen = () => resolve();
       this.ws.onerror = () => reject(new Error(`cannot connect to ${url}`));
