@@ -92,7 +92,7 @@ describe('the config file (--config, JSON)', () => {
     expect(config.host).toBe('127.0.0.3'); // variable over file
     expect(config.rate).toBe(7); // file over default
     expect(config.logLevel).toBe('warn');
-    expect(config.burst).toBe(OPTIONS.burst.default); // default
+    expect(config.burst).toBe(Number(OPTIONS.burst.default)); // default
     // A list flag replaces the file's list rather than adding to it.
     expect(run(['--config', file('{"stun": ["stun:a"]}'), '--stun', 'stun:b']).stun).toEqual(['stun:b']);
   });

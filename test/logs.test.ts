@@ -1,11 +1,12 @@
 import { describe, expect, test } from 'bun:test';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sign } from 'hono/jwt';
 import deno from '../deno.json' with { type: 'json' };
 import { createBunServer } from '../src/adapter/bun.ts';
 import { parseCli } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
+import { tableNames } from './doc-tables.ts';
 import { Client, denoBin, eventually, loggedIn, spawnServer } from './helpers.ts';
 
 /**
@@ -170,4 +171,15 @@ describe('--log-format pretty', () => {
       await app.stop();
     }
   });
+});
+
+test('docs/deploy.md lists every event the source logs, and no other', () => {
+  const files = readdirSync(join(root, 'src'), { recursive: true }).filter((f): f is string => typeof f === 'string' && f.endsWith('.ts'));
+  const logged = new Set<string>();
+  for (const f of files) {
+    for (const [, event] of readFileSync(join(root, 'src', f), 'utf8').matchAll(/\blog\.(?:debug|info|warn|error)\('([a-z_]+)'/g)) logged.add(event!);
+  }
+  expect(logged.size).toBeGreaterThan(20);
+  const documented = tableNames(readFileSync(join(root, 'docs/deploy.md'), 'utf8'), '<!-- log-events');
+  expect([...new Set(documented)].sort()).toEqual([...logged].sort());
 });

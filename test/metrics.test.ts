@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { sign } from 'hono/jwt';
 import { Client, loggedIn, startServer, target, type TestServer } from './helpers.ts';
+import { tableNames } from './doc-tables.ts';
 
 /**
  * GET /metrics, /healthz and /readyz over the wire. Under the cluster target every node is
@@ -169,6 +170,14 @@ describe('GET /metrics counts what happens', () => {
     expect(s.get('signalbox_heap_used_bytes')).toBeGreaterThan(0);
     if (target === 'cluster') expect([...s].find(([k]) => k.startsWith('signalbox_redis_up{'))?.[1]).toBe(1);
     else expect([...s.keys()].some((k) => k.startsWith('signalbox_redis_up'))).toBe(false);
+  });
+
+  test('docs/deploy.md describes every metric reported, and none that is not', async () => {
+    const reported = new Set([...(await scrape(srv.nodes[0]!)).keys()].map((k) => k.replace(/\{.*/, '')));
+    const documented = new Set(tableNames(await Bun.file(new URL('../docs/deploy.md', import.meta.url)).text(), '<!-- metrics'));
+    expect([...reported].filter((m) => !documented.has(m))).toEqual([]);
+    // Redis's gauge exists only in a cluster.
+    expect([...documented].filter((m) => !reported.has(m) && !(m === 'signalbox_redis_up' && target !== 'cluster'))).toEqual([]);
   });
 
   test('GET /healthz is alive and GET /readyz is ready', async () => {
