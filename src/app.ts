@@ -3,9 +3,11 @@ import type { Context } from 'hono';
 import type { Config } from './config.ts';
 import { DEMO_CSP, DEMO_HTML } from './demo/page.ts';
 import { mountPeerjs } from './face/peerjs-http.ts';
+import { METRICS_CONTENT_TYPE, type MemoryUsage, renderMetrics, UPGRADE_REFUSALS, type UpgradeRefusal } from './metrics.ts';
 import { LIST_MAX } from './protocol/limits.ts';
 import type { Hub } from './signaling/hub.ts';
 import type { IceServer } from './signaling/ice.ts';
+import { sameToken } from './signaling/session.ts';
 import type { ConnState, Face } from './signaling/types.ts';
 
 /**
@@ -32,6 +34,10 @@ export interface AppOptions {
   /** hono/jwt's verify, loaded only with --auth-secret. */
   verifyToken?: (token: string, secret: string) => Promise<Record<string, unknown>>;
   version: string;
+  /** The runtime serving, for GET /metrics (e.g. `{ name: 'bun', version: Bun.version }`). */
+  runtime?: { name: string; version: string };
+  /** The process's memory, for GET /metrics: the adapter asks its runtime. */
+  memory?: () => MemoryUsage;
 }
 
 // The page runs only its own inline code and talks only to this server.
@@ -59,8 +65,9 @@ export function originMatcher(patterns: readonly string[]): ((origin: string) =>
  * runtime's own WebSocket server owns the socket afterwards, so no per-event framework
  * object sits on the message path.
  */
-export function createApp({ hub, seed, peerjs, config, upgrade, remoteAddress, iceServers, verifyToken, version }: AppOptions) {
+export function createApp({ hub, seed, peerjs, config, upgrade, remoteAddress, iceServers, verifyToken, version, runtime, memory }: AppOptions) {
   const startedAt = Date.now();
+  const rejected = Object.fromEntries(UPGRADE_REFUSALS.map((r) => [r, 0])) as Record<UpgradeRefusal, number>;
   const app = new Hono();
   // Never serve without the check the operator asked for.
   if (config.authSecret && verifyToken === undefined) throw new Error('--auth-secret needs verifyToken');
@@ -95,6 +102,7 @@ export function createApp({ hub, seed, peerjs, config, upgrade, remoteAddress, i
   const acceptSocket = async (c: Context, face: Face, handshake?: Record<string, string>) => {
     const origin = c.req.header('origin');
     if (originAllowed !== null && origin !== undefined && !originAllowed(origin)) {
+      rejected.origin++;
       hub.log.info('upgrade_refused', { reason: 'origin', origin });
       return c.text('Origin not allowed', 403);
     }
@@ -102,18 +110,22 @@ export function createApp({ hub, seed, peerjs, config, upgrade, remoteAddress, i
     let identity: string | null = null;
     if (verifyToken !== undefined) {
       let refused: string | undefined;
-      if (token === undefined) refused = 'A token is required (?token= or Sec-WebSocket-Protocol)';
-      else {
+      if (token === undefined) {
+        refused = 'A token is required (?token= or Sec-WebSocket-Protocol)';
+        hub.log.info('upgrade_refused', { reason: 'token', err: 'no token' });
+      } else {
         try {
           const claims = await verifyToken(token, config.authSecret);
           if (typeof claims.sub !== 'string' || claims.sub === '') throw new Error('no sub claim');
           identity = claims.sub;
         } catch (err) {
-          hub.log.info('upgrade_refused', { reason: 'token', err: (err as Error).message });
+          // The error's name, not its message: hono's messages quote the token, a credential.
+          hub.log.info('upgrade_refused', { reason: 'token', err: (err as Error).name });
           refused = 'Invalid or expired token';
         }
       }
       if (refused !== undefined) {
+        rejected.token++;
         if (handshake === undefined) return c.text(refused, 401);
         handshake = { ...handshake, refused };
       }
@@ -121,6 +133,7 @@ export function createApp({ hub, seed, peerjs, config, upgrade, remoteAddress, i
     const ip = clientAddress(c);
     const refusal = hub.reserve(ip);
     if (refusal !== null) {
+      rejected[refusal]++;
       hub.log.warn('upgrade_refused', { reason: refusal, ip });
       return refusal === 'server_full'
         ? c.text('Server full', 503, { 'Retry-After': '5' })
@@ -163,6 +176,26 @@ export function createApp({ hub, seed, peerjs, config, upgrade, remoteAddress, i
       uptime: Math.round((Date.now() - startedAt) / 1000),
     }),
   );
+
+  // Ready to take users: in a cluster, only while Redis is reachable and subscribed, since
+  // without it this node can neither claim names nor reach users elsewhere.
+  app.get('/readyz', (c) => {
+    const cluster = hub.cluster;
+    const node = cluster === undefined ? {} : { node: cluster.node };
+    if (cluster !== undefined && !cluster.ready) return c.json({ status: 'unavailable', reason: 'redis_unreachable', ...node }, 503);
+    return c.json({ status: 'ready', ...node });
+  });
+
+  // Counts for Prometheus. On unless --no-metrics; with --metrics-token, only for its bearer.
+  const metricsAuth = `Bearer ${config.metricsToken}`;
+  app.get('/metrics', (c) => {
+    if (!config.metrics) return c.text('Metrics are off (--no-metrics)', 404);
+    if (config.metricsToken && !sameToken(c.req.header('authorization') ?? '', metricsAuth)) {
+      return c.text('A bearer token is required (--metrics-token)', 401, { 'WWW-Authenticate': 'Bearer' });
+    }
+    const body = renderMetrics({ hub, version, runtime: runtime ?? { name: 'unknown', version: '' }, rejected, startedAt, memory });
+    return c.body(body, 200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
+  });
 
   // Discovery over HTTP, for clients that are not logged in: off unless --discovery.
   app.get('/users', async (c) => {

@@ -7,7 +7,7 @@ import { Hub } from './signaling/hub.ts';
 import { createIceServers } from './signaling/ice.ts';
 import type { Cluster, Delivery } from './signaling/types.ts';
 
-export interface AssembleOptions extends Pick<AppOptions, 'upgrade' | 'remoteAddress'> {
+export interface AssembleOptions extends Pick<AppOptions, 'upgrade' | 'remoteAddress' | 'runtime' | 'memory'> {
   config: Config;
   log: Logger;
   version: string;
@@ -20,7 +20,7 @@ export interface AssembleOptions extends Pick<AppOptions, 'upgrade' | 'remoteAdd
  * configurations use (token checks, TURN credentials) is loaded only when configured, so a
  * plain server starts without it: "a seed user pays nothing for what it does not use".
  */
-export async function assemble({ config, log, version, delivery, cluster, upgrade, remoteAddress }: AssembleOptions) {
+export async function assemble({ config, log, version, delivery, cluster, upgrade, remoteAddress, runtime, memory }: AssembleOptions) {
   const jwt = config.authSecret ? await import('hono/jwt') : undefined;
   const verifyToken = jwt && ((token: string, secret: string) => jwt.verify(token, secret, 'HS256'));
   const hmac = config.turnSecret ? (await import('node:crypto')).createHmac : undefined;
@@ -29,6 +29,6 @@ export async function assemble({ config, log, version, delivery, cluster, upgrad
   const seed = createSeedFace(hub, { iceServers });
   const peerjs = config.peerjs ? createPeerjsFace(hub, { key: config.peerjsKey }) : undefined;
   cluster?.attach(hub, seed);
-  const app = createApp({ hub, seed, peerjs, config, upgrade, remoteAddress, iceServers, verifyToken, version });
+  const app = createApp({ hub, seed, peerjs, config, upgrade, remoteAddress, iceServers, verifyToken, version, runtime, memory });
   return { hub, seed, app };
 }

@@ -1,12 +1,13 @@
 import * as v from 'valibot';
-import { LOG_LEVELS } from './log.ts';
+import { LOG_FORMATS, LOG_LEVELS } from './log.ts';
 
 /**
- * Every operator setting, defined once: its flag, environment variable, default, schema and
- * help line. `--help`, validation and docs/configuration.md all come from this table.
+ * Every operator setting, defined once: its flag, environment variable, config-file key,
+ * default, schema and help line. `--help`, validation and docs/configuration.md all come
+ * from this table.
  */
 
-// Flags and environment variables arrive as strings; a config value may also be a number.
+// Flags and environment variables arrive as strings; a config file's value may also be a number.
 const integer = (min: number, max: number) =>
   v.pipe(
     v.union([v.number(), v.string()], 'must be an integer'),
@@ -25,7 +26,7 @@ export const boolean = v.pipe(
   v.transform((x) => (typeof x === 'boolean' ? x : TRUE.includes(x))),
 );
 
-const text = v.string();
+const text = v.string('must be a string');
 
 /** A comma-separated list (flags, env) or an array (config file). */
 const list = v.pipe(
@@ -34,7 +35,7 @@ const list = v.pipe(
 );
 
 const secret = v.pipe(
-  v.string(),
+  v.string('must be a string'),
   v.check((s) => s === '' || s.length >= 32, 'must be at least 32 characters (or empty for no auth)'),
 );
 
@@ -48,6 +49,7 @@ interface Option<S extends v.GenericSchema> {
 const option = <S extends v.GenericSchema>(o: Option<S>) => o;
 
 export const OPTIONS = {
+  config: option({ schema: text, default: '', arg: 'file', help: 'JSON file of options, keyed by flag name without "--"; variables and flags override it' }),
   port: option({ schema: integer(0, 65535), default: 9090, arg: 'n', help: 'TCP port to listen on (0 picks a free one)' }),
   host: option({ schema: text, default: '0.0.0.0', arg: 'addr', help: 'Address to listen on' }),
   logLevel: option({
@@ -56,7 +58,15 @@ export const OPTIONS = {
     arg: 'level',
     help: `Log threshold: ${LOG_LEVELS.join(', ')}`,
   }),
+  logFormat: option({
+    schema: v.picklist(LOG_FORMATS, `must be one of ${LOG_FORMATS.join(', ')}`),
+    default: 'pretty',
+    arg: 'format',
+    help: 'Log lines as "<time> <level> <event> key=value" (pretty) or one JSON object each (json)',
+  }),
   demo: option({ schema: boolean, default: true, help: 'Serve the call page at GET / (--no-demo: a short text instead)' }),
+  metrics: option({ schema: boolean, default: true, help: 'Serve GET /metrics in Prometheus text format (--no-metrics: 404)' }),
+  metricsToken: option({ schema: text, default: '', arg: 'token', help: 'Require "Authorization: Bearer <token>" on GET /metrics (prefer the env variable)' }),
 
   // Limits (0 = unlimited)
   maxFrame: option({ schema: integer(256, 16 * 1024 * 1024), default: 65536, arg: 'bytes', help: 'Largest frame a client may send; larger ones close the connection with 1009' }),
@@ -102,7 +112,7 @@ export const OPTIONS = {
 
   // Cluster
   redis: option({
-    schema: v.pipe(v.string(), v.check((s) => s === '' || /^(redis|rediss|valkey|valkeys):\/\/[^\s]+$/.test(s), 'must be a redis:// or rediss:// URL')),
+    schema: v.pipe(text, v.check((s) => s === '' || /^(redis|rediss|valkey|valkeys):\/\/[^\s]+$/.test(s), 'must be a redis:// or rediss:// URL')),
     default: '',
     arg: 'url',
     help: 'Share names and delivery with other nodes through Redis/Valkey: redis://[user:pass@]host:port/db or rediss://',
@@ -132,11 +142,15 @@ export class ConfigError extends Error {}
 
 export type CliResult = { kind: 'run'; config: Config } | { kind: 'help' } | { kind: 'version' };
 
+/** Reads a config file's text (the entry passes the runtime's; tests their own). */
+export type ReadFile = (path: string) => string;
+
 /**
- * Resolve the configuration: defaults, then environment variables, then flags. Throws a
- * ConfigError whose message is one line naming the option at fault.
+ * Resolve the configuration: defaults, then the `--config` file, then environment
+ * variables, then flags. Throws a ConfigError whose message is one line naming the option
+ * at fault (and the file, for a value from the file).
  */
-export function parseCli(argv: readonly string[], env: Record<string, string | undefined> = {}): CliResult {
+export function parseCli(argv: readonly string[], env: Record<string, string | undefined> = {}, readFile?: ReadFile): CliResult {
   const names = Object.keys(OPTIONS) as OptionName[];
   const byFlag = new Map(names.map((n) => [flagOf(n), n]));
   const raw: Partial<Record<OptionName, unknown>> = {};
@@ -179,6 +193,15 @@ export function parseCli(argv: readonly string[], env: Record<string, string | u
     origin[name] = flag;
   }
 
+  const file = raw.config;
+  if (typeof file === 'string' && file !== '') {
+    for (const [name, value] of readConfigFile(file, origin.config!, readFile)) {
+      if (raw[name] !== undefined) continue; // a variable or flag wins
+      raw[name] = value;
+      origin[name] = `${flagOf(name).slice(2)} in ${file}`;
+    }
+  }
+
   const config = {} as Record<OptionName, unknown>;
   for (const name of names) {
     const { schema, default: fallback } = OPTIONS[name];
@@ -197,13 +220,41 @@ export function parseCli(argv: readonly string[], env: Record<string, string | u
   return { kind: 'run', config: config as Config };
 }
 
+/** The options in a JSON config file: an object keyed by flag name without `--`. */
+function readConfigFile(path: string, from: string, readFile: ReadFile | undefined): Array<[OptionName, unknown]> {
+  if (readFile === undefined) throw new ConfigError(`${from}: config files cannot be read here`);
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    throw new ConfigError(`cannot read ${from} ${path}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${path} is not valid JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ConfigError(`${path} must hold a JSON object of options, like {"port": 9090}`);
+  }
+  const byKey = new Map((Object.keys(OPTIONS) as OptionName[]).map((n) => [flagOf(n).slice(2), n]));
+  return Object.entries(data).map(([key, value]) => {
+    const name = byKey.get(key);
+    if (name === undefined || name === 'config') throw new ConfigError(`unknown option "${key}" in ${path} (keys are flag names without "--"; see --help)`);
+    return [name, value];
+  });
+}
+
 export function helpText(version: string): string {
   const lines = [
     `signalbox ${version}: a WebRTC signaling server`,
     '',
     'Usage: signalbox [options]',
     '',
-    'Options (each also read from its environment variable; flags win):',
+    'Options. Each is also read from its environment variable and from the --config file',
+    '(keys are flag names without "--"); flags win over variables, variables over the file.',
+    '',
   ];
   for (const [name, o] of Object.entries(OPTIONS)) {
     const flag = o.arg === undefined ? flagOf(name) : `${flagOf(name)} <${o.arg}>`;

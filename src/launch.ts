@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type Config, ConfigError, helpText, parseCli } from './config.ts';
 import { createLogger, type Logger } from './log.ts';
 
@@ -23,6 +24,8 @@ export interface Runtime {
   /** Features `config` asks for that this runtime cannot provide, one sentence each. */
   unsupported?(config: Config): string[];
   onSignal(signal: 'SIGTERM' | 'SIGINT', handler: () => void): void;
+  /** Reads the --config file (default: node:fs, which both runtimes provide). */
+  readFile?: (path: string) => string;
   exit(code: number): never;
   /** Where help, the version and logs go (stdout), and one-line startup errors (stderr). */
   out?: (line: string) => void;
@@ -37,7 +40,7 @@ export async function launch(rt: Runtime): Promise<RunningServer | undefined> {
   const { out = console.log, err = console.error } = rt;
   let cli;
   try {
-    cli = parseCli(rt.argv, rt.env);
+    cli = parseCli(rt.argv, rt.env, rt.readFile ?? ((path) => readFileSync(path, 'utf8')));
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     err(`signalbox: ${e.message}`);
@@ -53,7 +56,7 @@ export async function launch(rt: Runtime): Promise<RunningServer | undefined> {
   }
 
   const { config } = cli;
-  const log = createLogger(config.logLevel, out);
+  const log = createLogger(config.logLevel, out, config.logFormat);
   for (const what of rt.unsupported?.(config) ?? []) log.warn('unsupported', { runtime: rt.name, what });
   let server: RunningServer;
   try {

@@ -13,6 +13,8 @@ export interface TestServer {
   /** A WebSocket URL; where several nodes serve, each read picks the next node. */
   readonly url: string;
   readonly http: string;
+  /** The HTTP base URL of every node (one, except for the cluster target). */
+  readonly nodes: string[];
   /** The in-process hub, for the few tests that check server state (absent for spawned targets). */
   readonly hub?: Hub;
   /** Subscribers of a delivery topic (in-process only). */
@@ -46,6 +48,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
   return {
     url: `ws://127.0.0.1:${app.server.port}/`,
     http,
+    nodes: [http],
     hub: app.hub,
     subscribers: (topic) => app.server.subscriberCount(topic),
     health: async () => (await (await fetch(`${http}/healthz`)).json()) as Json,
@@ -90,6 +93,7 @@ export async function startCluster(overrides: Partial<Config> = {}, nodes = 2): 
       return `ws://127.0.0.1:${app.server.port}/`;
     },
     http,
+    nodes: apps.map((a) => `http://127.0.0.1:${a.server.port}`),
     // The cluster's totals: every node's counts added up.
     health: async () => {
       const all = await Promise.all(apps.map(async (a) => (await (await fetch(`http://127.0.0.1:${a.server.port}/healthz`)).json()) as Json));
@@ -138,6 +142,7 @@ async function startDeno(overrides: Partial<Config>): Promise<TestServer> {
   return {
     url: `ws://127.0.0.1:${server.port}/`,
     http,
+    nodes: [http],
     health: async () => (await (await fetch(`${http}/healthz`)).json()) as Json,
     stop: () => server.stop(),
   };
@@ -154,9 +159,14 @@ export interface SpawnedServer {
   readonly port: number;
   /** The last lines of its output, for error messages. */
   readonly tail: string[];
+  /** Every line of its output so far (stdout and stderr). */
+  readonly lines: string[];
   /** SIGTERM, then expect exit code 0 within 10 s (SIGKILL and throw otherwise). */
   stop(): Promise<void>;
 }
+
+/** The port in a "listening" log line, pretty or JSON. */
+const LISTENING = / listening url=ws:\/\/[^ ]+:(\d+)\/|"event":"listening","url":"wss?:\/\/[^"]+:(\d+)\/"/;
 
 /**
  * Run a signalbox process (`argv` must make it listen on port 0 and log at info) and read
@@ -172,6 +182,7 @@ export async function spawnServer(
   running.add(proc);
   void proc.exited.then(() => running.delete(proc));
   const tail: string[] = [];
+  const lines: string[] = [];
   let onLine = (_line: string) => {};
   const drain = async (stream: ReadableStream<Uint8Array>) => {
     const decoder = new TextDecoder();
@@ -182,6 +193,7 @@ export async function spawnServer(
       while ((nl = buf.indexOf('\n')) !== -1) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
+        lines.push(line);
         if (tail.push(line) > 40) tail.shift();
         onLine(line);
       }
@@ -197,10 +209,10 @@ export async function spawnServer(
       reject(new Error(`${name}: no listening line within ${ms} ms:\n${tail.join('\n')}`));
     }, ms);
     onLine = (line) => {
-      const m = / listening url=ws:\/\/[^ ]+:(\d+)\//.exec(line);
+      const m = LISTENING.exec(line);
       if (m) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        resolve(Number(m[1] ?? m[2]));
       }
     };
     void proc.exited.then((code) => {
@@ -214,6 +226,7 @@ export async function spawnServer(
     proc,
     port,
     tail,
+    lines,
     async stop() {
       proc.kill('SIGTERM');
       const code = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => 'timeout' as const)]);
@@ -237,8 +250,9 @@ export class Client {
   closed: Promise<CloseEvent>;
   opened: Promise<void>;
 
-  constructor(url: string, protocols?: string | string[], headers?: Record<string, string>) {
-    this.ws = new WebSocket(url, headers ? ({ headers, protocols } as any) : protocols);
+  /** `tls`: Bun's client options for wss:// (a test's self-signed certificate). */
+  constructor(url: string, protocols?: string | string[], headers?: Record<string, string>, tls?: Record<string, unknown>) {
+    this.ws = new WebSocket(url, headers || tls ? ({ headers, protocols, tls } as any) : protocols);
     this.opened = new Promise((resolve, reject) => {
       this.ws.onopen = () => resolve();
       this.ws.onerror = () => reject(new Error(`cannot connect to ${url}`));

@@ -52,6 +52,20 @@ describe('launch', () => {
     expect(f.out).toEqual([]);
   });
 
+  test('a bad value in the config file: one line naming the key and the file, exit 2', async () => {
+    const f = fake(['--config', '/etc/signalbox.json'], { readFile: () => '{"port": "x"}' });
+    await run(f.rt);
+    expect(f.err).toEqual(['signalbox: invalid port in /etc/signalbox.json: must be an integer (got "x")']);
+    expect(f.calls.exit).toBe(2);
+  });
+
+  test('--log-format json: the listening line is a JSON object', async () => {
+    const f = fake(['--log-format', 'json']);
+    await run(f.rt);
+    expect(f.out).toHaveLength(1);
+    expect(JSON.parse(f.out[0]!)).toEqual({ time: expect.any(String), level: 'info', event: 'listening', url: 'ws://0.0.0.0:4321/', version: '9.8.7', runtime: 'fake' });
+  });
+
   test('--help and --version answer on stdout and exit 0', async () => {
     const help = fake(['--help']);
     await run(help.rt);

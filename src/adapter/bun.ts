@@ -34,7 +34,9 @@ export async function createBunServer({ config, log, version, cluster }: BunServ
   const remoteAddress = (c: { env: unknown; req: { raw: Request } }) =>
     (c.env as Server<ConnState>).requestIP(c.req.raw)?.address ?? '';
 
-  const { hub, app } = await assemble({ config, log, version, delivery, cluster, upgrade, remoteAddress });
+  const runtime = { name: 'bun', version: Bun.version };
+  const memory = () => process.memoryUsage();
+  const { hub, app } = await assemble({ config, log, version, delivery, cluster, upgrade, remoteAddress, runtime, memory });
 
   server = Bun.serve<ConnState>({
     port: config.port,

@@ -43,6 +43,7 @@ declare global {
     function upgradeWebSocket(request: Request, options?: UpgradeWebSocketOptions): { socket: WebSocket; response: Response };
 
     function readTextFileSync(path: string): string;
+    function memoryUsage(): { rss: number; heapTotal: number; heapUsed: number; external: number };
     type Signal = 'SIGINT' | 'SIGTERM';
     function addSignalListener(signal: Signal, handler: () => void): void;
     function exit(code?: number): never;

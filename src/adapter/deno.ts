@@ -65,7 +65,8 @@ export async function createDenoServer({ config, log, version }: DenoServerOptio
   // Read before the upgrade: once the request is handed over, Deno no longer says who sent it.
   const remoteAddress = (c: { env: unknown }) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr>).remoteAddr.hostname;
 
-  const assembled = await assemble({ config, log, version, delivery: topics, upgrade, remoteAddress });
+  const runtime = { name: 'deno', version: Deno.version.deno };
+  const assembled = await assemble({ config, log, version, delivery: topics, upgrade, remoteAddress, runtime, memory: () => Deno.memoryUsage() });
   hub = assembled.hub;
   const app = assembled.app;
   const tls = config.tlsCert ? { cert: Deno.readTextFileSync(config.tlsCert), key: Deno.readTextFileSync(config.tlsKey) } : {};

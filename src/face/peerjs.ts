@@ -37,7 +37,8 @@ const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'obj
  * comes back as EXPIRE from that peer, which the client reports as `peer-unavailable`.
  */
 export function createPeerjsFace(hub: Hub, { key }: PeerjsFaceOptions): Face {
-  const send = (conn: Conn, body: object) => conn.send(JSON.stringify(body));
+  // Through the hub, which counts the bytes.
+  const send = (conn: Conn, body: object) => hub.send(conn, JSON.stringify(body));
   const error = (conn: Conn, code: ErrorCode | LoginFailure, msg: string) => send(conn, { type: 'ERROR', payload: { code, msg } });
   // Errors found here (not by the hub, which counts its own) are counted here.
   const fail = (conn: Conn, code: ErrorCode, msg: string = ERRORS[code]) => {
@@ -50,12 +51,13 @@ export function createPeerjsFace(hub: Hub, { key }: PeerjsFaceOptions): Face {
     conn.close(1000, 'login refused');
   };
   /** A handshake refused before it reaches the hub (which counts the logins it refuses itself). */
-  const refuseHandshake: typeof refuse = (...args) => {
-    hub.stats.loginFailures++;
-    refuse(...args);
+  const refuseHandshake: typeof refuse = (conn, type, code, msg) => {
+    // Counted by reason: a wrong key or token is `unauthorized`, a malformed id `invalid_name`.
+    hub.countLoginFailure(type === 'INVALID-KEY' || code === 'unauthorized' ? 'unauthorized' : 'invalid_name');
+    refuse(conn, type, code, msg);
   };
   const expire = (conn: Conn, about: string, code: ErrorCode, request: string) =>
-    conn.send(face.error(code, errorMessage(code, about), { name: about, request }));
+    hub.send(conn, face.error(code, errorMessage(code, about), { name: about, request }));
 
   /** What arrived while a login was being decided, replayed after the OPEN. */
   const early = new Map<Conn, string[]>();

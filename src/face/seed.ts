@@ -29,7 +29,7 @@ const parse = (data: object) => (PARSERS.get((data as { type?: unknown }).type) 
  * `name`. Parses and validates once, calls one hub operation, renders the outcome.
  */
 export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): Face {
-  const send = (conn: Conn, body: object) => conn.send(JSON.stringify(body));
+  const send = (conn: Conn, body: object) => hub.send(conn, JSON.stringify(body));
 
   const reply = (conn: Conn, code: ErrorCode, message: string = ERRORS[code], extra?: object) =>
     send(conn, { type: 'error', code, message, ...extra });
@@ -162,6 +162,7 @@ export function createSeedFace(hub: Hub, { iceServers }: SeedFaceOptions = {}): 
       }
       const reason = issue.input === undefined ? 'is required' : issue.message;
       if ((data as { type?: unknown }).type === 'login' && field === 'name') {
+        hub.countLoginFailure('invalid_name');
         return loginFailed(conn, 'invalid_name', `name: ${reason}`);
       }
       const request = (data as { type?: unknown }).type;

@@ -1,4 +1,4 @@
-import { type ErrorCode, ERRORS, errorMessage, type LoginFailure } from '../protocol/errors.ts';
+import { type ErrorCode, ERRORS, errorMessage, LOGIN_FAILURES, type LoginFailure } from '../protocol/errors.ts';
 import { EARLY_CANDIDATES_MAX, EARLY_CANDIDATES_MS, EARLY_SENDERS_MAX, LIST_MAX, RATE_STRIKES_BEFORE_CLOSE } from '../protocol/limits.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { takeToken } from './rate.ts';
@@ -109,12 +109,16 @@ export class Hub {
   private readonly perIp = new Map<string, number>();
   private reserved = 0;
 
+  /** Counters of outcomes, for GET /metrics: what this node decided, relayed, received and sent. */
   readonly stats = {
     relayed: Object.fromEntries(RELAY_KINDS.map((k) => [k, 0])) as Record<RelayKind, number>,
     errors: Object.fromEntries(Object.keys(ERRORS).map((k) => [k, 0])) as Record<ErrorCode, number>,
     logins: 0,
-    loginFailures: 0,
+    loginFailures: Object.fromEntries(Object.keys(LOGIN_FAILURES).map((k) => [k, 0])) as Record<LoginFailure, number>,
     resumes: 0,
+    /** Frames from clients and to them, by length (a text frame's UTF-16 length: its bytes when ASCII). */
+    bytesIn: 0,
+    bytesOut: 0,
   };
 
   private readonly delivery: Delivery;
@@ -197,12 +201,13 @@ export class Hub {
   receive(conn: Conn, frame: string | Uint8Array): void {
     const { rate, burst } = this.limits;
     const state = conn.data;
+    this.stats.bytesIn += frame.length;
     if (rate > 0 && !takeToken(state, this.now(), rate, burst)) {
       this.countError('rate_limited');
       if (state.strikes > RATE_STRIKES_BEFORE_CLOSE) {
         this.log.warn('rate_limit_close', { conn: state.id, user: state.session?.name });
         conn.close(4001, 'rate limit exceeded');
-      } else conn.send(state.face.error('rate_limited', ERRORS.rate_limited));
+      } else this.send(conn, state.face.error('rate_limited', ERRORS.rate_limited));
       return;
     }
     try {
@@ -211,7 +216,7 @@ export class Hub {
       // A bug must cost one message, not the process or the other users.
       this.countError('internal');
       this.log.error('handler_failed', { conn: state.id, err });
-      conn.send(state.face.error('internal', ERRORS.internal));
+      this.send(conn, state.face.error('internal', ERRORS.internal));
     }
   }
 
@@ -294,7 +299,7 @@ export class Hub {
   }
 
   private refuse(reason: LoginFailure): LoginOutcome {
-    this.stats.loginFailures++;
+    this.countLoginFailure(reason);
     return { ok: false, reason };
   }
 
@@ -400,7 +405,7 @@ export class Hub {
     session.queue = null;
     session.queueIds = null;
     session.queueBytes = 0;
-    if (queue !== null) for (const frame of queue) conn.send(frame);
+    if (queue !== null) for (const frame of queue) this.send(conn, frame);
     this.tellPeers(session, 'peer-reconnected');
     if (session.links !== null) this.outbox.release(session.name);
   }
@@ -529,10 +534,10 @@ export class Hub {
     this.cluster?.send({ kind: 'error', from: env.to, to: env.from, code, request: env.kind, node: this.cluster.node }).catch(() => {});
   }
 
-  private tell(sender: Session, about: string, request: string, code: ErrorCode): void {
+  private tell(sender: Session, about: string, request: string, code: ErrorCode, count = true): void {
     this.refused(sender, { kind: request as RelayKind, from: sender.name, to: about }, code);
-    this.countError(code);
-    sender.conn?.send(sender.face.error(code, errorMessage(code, about), { name: about, request }));
+    if (count) this.countError(code);
+    if (sender.conn !== null) this.send(sender.conn, sender.face.error(code, errorMessage(code, about), { name: about, request }));
   }
 
   // ── routing: the recipient's side ───────────────────────────────────────────
@@ -541,7 +546,8 @@ export class Hub {
   receiveEnvelope(env: Envelope): void {
     const target = this.sessions.get(env.to);
     if (target === undefined) return; // moved or gone; the sender learns from the receiver count
-    if (env.kind === 'error') return this.tell(target, env.from, env.request ?? '', env.code ?? 'internal');
+    // The node that refused counted the error: telling the sender here is not a second one.
+    if (env.kind === 'error') return this.tell(target, env.from, env.request ?? '', env.code ?? 'internal', false);
     const outcome = this.accept(env, target);
     if (outcome !== 'ok') this.bounced(env, outcome);
   }
@@ -648,10 +654,12 @@ export class Hub {
   /** Deliver to one user: one publish on its topic, or into its queue while it reconnects. */
   private deliver(target: Session, env: Envelope): Outcome {
     const frame = target.face.render(env);
-    if (target.conn === null) return this.enqueue(target, frame, env.id);
-    if (this.delivery.publish(target.topic, frame) === 0) return this.countError('user_not_found');
-    if (env.kind in this.stats.relayed) this.stats.relayed[env.kind as RelayKind]++;
-    return 'ok';
+    let outcome: Outcome = 'ok';
+    if (target.conn === null) outcome = this.enqueue(target, frame, env.id);
+    else if (this.publish(target.topic, frame) === 0) outcome = this.countError('user_not_found');
+    // Relayed: published to the user, or queued for it while it reconnects.
+    if (outcome === 'ok' && env.kind in this.stats.relayed) this.stats.relayed[env.kind as RelayKind]++;
+    return outcome;
   }
 
   private enqueue(target: Session, frame: string, id: string | undefined): Outcome {
@@ -738,7 +746,7 @@ export class Hub {
   /** A room event: one publish on the room's topic, rendered once, and to the other nodes. */
   private toRoom(room: Room, kind: EventKind, about: Session): void {
     const env: Envelope = { kind, from: about.name, to: '', room: room.name };
-    this.delivery.publish(room.topic, about.face.render(env));
+    this.publish(room.topic, about.face.render(env));
     if (this.cluster !== undefined) {
       env.node = this.cluster.node;
       this.cluster.roomEvent(env);
@@ -751,7 +759,7 @@ export class Hub {
     if (room === undefined) return;
     if (env.kind === 'peer-joined') room.members.add(env.from);
     if (env.kind === 'peer-left') room.members.delete(env.from);
-    this.delivery.publish(room.topic, face.render(env));
+    this.publish(room.topic, face.render(env));
   }
 
   /** The members of the rooms `session` is in, for snapshots after a resume. */
@@ -780,7 +788,7 @@ export class Hub {
     for (const room of this.rooms.values()) {
       if (!room.members.delete(name)) continue;
       const face = this.sessions.get(room.members.values().next().value ?? '')?.face;
-      if (face !== undefined) this.delivery.publish(room.topic, face.render({ kind: 'peer-left', from: name, to: '', room: room.name }));
+      if (face !== undefined) this.publish(room.topic, face.render({ kind: 'peer-left', from: name, to: '', room: room.name }));
       this.dropRoomIfUnused(room);
     }
   }
@@ -815,13 +823,13 @@ export class Hub {
 
   private announce(session: Session, online: boolean): void {
     const env: Envelope = { kind: 'presence', from: session.name, to: '', payload: online };
-    this.delivery.publish(PRESENCE_TOPIC, session.face.render(env));
+    this.publish(PRESENCE_TOPIC, session.face.render(env));
     this.cluster?.announce(env);
   }
 
   /** A user logged in or out on another node: tell the watchers here. */
   receivePresence(env: Envelope, face: { render(env: Envelope): string }): void {
-    this.delivery.publish(PRESENCE_TOPIC, face.render(env));
+    this.publish(PRESENCE_TOPIC, face.render(env));
   }
 
   // ── bookkeeping ─────────────────────────────────────────────────────────────
@@ -829,6 +837,25 @@ export class Hub {
   countError<C extends ErrorCode>(code: C): C {
     this.stats.errors[code]++;
     return code;
+  }
+
+  /** A failed login, whoever decided it (the hub, or a face that refused the name). */
+  countLoginFailure(reason: LoginFailure): void {
+    this.stats.loginFailures[reason]++;
+  }
+
+  /** One frame to one connection (a reply, an error, a queued message), counted. */
+  send(conn: Conn, frame: string): number {
+    const n = conn.send(frame);
+    if (n !== 0) this.stats.bytesOut += frame.length;
+    return n;
+  }
+
+  /** One frame to a topic's subscribers, counted once (a user's topic has one subscriber). */
+  private publish(topic: string, frame: string): number {
+    const n = this.delivery.publish(topic, frame);
+    if (n !== 0) this.stats.bytesOut += frame.length;
+    return n;
   }
 
   /** How many of each thing the hub holds: for /healthz, metrics and leak checks. */

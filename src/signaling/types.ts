@@ -110,6 +110,8 @@ export interface Presence {
  */
 export interface Cluster extends Presence {
   readonly node: string;
+  /** Connected to the shared store and subscribed to it: this node can serve its part (GET /readyz). */
+  readonly ready: boolean;
   /** Serve `hub`: hand it what arrives for its users and rooms (room events render with `face`). */
   attach(hub: Hub, face: Face): void;
   /** Let go of the shared store (after the last session here ended). */
