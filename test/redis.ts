@@ -31,6 +31,12 @@ export interface RedisProcess {
   restart(downMs?: number): Promise<void>;
 }
 
+const started = new Set<RedisProcess>();
+/** Kill every redis-server the tests started (test/setup.ts, after the last file). */
+export function killRedis() {
+  for (const r of started) r.proc.kill('SIGKILL');
+}
+
 /** A real redis-server of our own on a free loopback port, no persistence. */
 export async function startRedis(port?: number): Promise<RedisProcess> {
   const p = port ?? (await freePort());
@@ -64,6 +70,6 @@ export async function startRedis(port?: number): Promise<RedisProcess> {
     },
   };
   await ready();
-  process.once('exit', () => r.proc.kill('SIGKILL'));
+  started.add(r);
   return r;
 }
