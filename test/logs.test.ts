@@ -50,16 +50,17 @@ function expectClean(lines: string[]) {
   for (const line of lines) for (const word of FORBIDDEN) if (line.includes(word)) throw new Error(`log line contains "${word}": ${line}`);
 }
 
-/** The events of a call: one line per connect, login and close, and nothing per message. */
+/** The events of a call: one line per connect, login, leave and close, and nothing per message. */
 function expectEvents(events: Array<{ event: string; [k: string]: unknown }>, names: string[]) {
   const of = (e: string) => events.filter((x) => x.event === e);
   expect(of('connect')).toHaveLength(3);
   expect(of('login').map((x) => x.user).sort()).toEqual([...names].sort());
   expect(of('close').map((x) => x.user).sort()).toEqual([...names].sort());
   for (const e of [...of('connect'), ...of('login'), ...of('close')]) expect(e.conn).toEqual(expect.any(Number));
-  // The two refusals, at debug, without their payload.
-  expect(of('refused').map((x) => x.code).sort()).toEqual(['busy', 'user_not_found']);
-  const allowed = new Set(['unsupported', 'listening', 'connect', 'login', 'close', 'refused', 'shutdown']);
+  expect(of('leave').map((x) => [x.user, x.to])).toEqual([[names[0], names[1]]]);
+  // The refusals, at debug, without their payload.
+  expect(of('refused').map((x) => x.code).sort()).toEqual(['busy', 'invalid_message', 'user_not_found']);
+  const allowed = new Set(['unsupported', 'listening', 'connect', 'login', 'leave', 'close', 'refused', 'shutdown']);
   expect(events.filter((x) => !allowed.has(x.event))).toEqual([]);
 }
 

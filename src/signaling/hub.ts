@@ -473,8 +473,10 @@ export class Hub {
       if (!from.links.delete(to)) return this.countError('not_in_call');
       return this.route(from, { kind: 'leave', from: from.name, to, multi: true });
     }
-    if (from.partner === to) from.partner = null;
-    else if (!from.inRoomWith(to)) return this.countError('not_in_call');
+    if (from.partner === to) {
+      from.partner = null;
+      this.log.info('leave', { user: from.name, to });
+    } else if (!from.inRoomWith(to)) return this.countError('not_in_call');
     return this.route(from, { kind: 'leave', from: from.name, to });
   }
 
@@ -519,7 +521,6 @@ export class Hub {
   private refused(from: Session, env: Envelope, code: ErrorCode): void {
     if (env.kind === 'offer' && from.partner === env.to && code !== 'queue_full') from.partner = null;
     if (env.kind === 'offer' && code !== 'queue_full') from.links?.delete(env.to);
-    if (code === 'busy' || code === 'user_not_found') this.log.debug('refused', { user: from.name, to: env.to, code });
   }
 
   /** A refusal decided after `relay` returned (on another node, or later): tell the sender. */
@@ -834,8 +835,13 @@ export class Hub {
 
   // ── bookkeeping ─────────────────────────────────────────────────────────────
 
+  /**
+   * Every refusal passes here (and is counted in /metrics). Its log line is at debug: at
+   * info, a client could fill the log with refusals as fast as the rate limit lets it.
+   */
   countError<C extends ErrorCode>(code: C): C {
     this.stats.errors[code]++;
+    this.log.debug('refused', { code });
     return code;
   }
 
