@@ -89,6 +89,9 @@ console.log(JSON.stringify({ held: open(), failed, errors, ms: loginMs, calls, c
 for await (const _ of process.stdin) break;
 const stillOpen = open();
 const dropped = held.filter((h) => h !== undefined).length - stillOpen;
+// Why the dropped ones went: the close code the server sent (0: none, the TCP connection just ended).
+const codes: Record<string, number> = {};
+for (const h of held) if (h !== undefined && h.conn.state !== 'open') codes[h.conn.closeCode] = (codes[h.conn.closeCode] ?? 0) + 1;
 for (const h of held) h?.conn.terminate();
-console.log(JSON.stringify({ dropped, stillOpen }));
+console.log(JSON.stringify({ dropped, stillOpen, codes }));
 process.exit(0);

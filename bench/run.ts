@@ -156,7 +156,15 @@ if (render) {
 } else {
 // Runs are interleaved (every scenario and server once, then again) so that a noisy minute
 // on this shared machine spreads over all servers instead of hitting one.
+// The cluster suite is bounded in time as a whole: no run starts that could end past it
+// (one run takes 2-4 minutes, at most ~5 with its ramp timeout).
+const deadline = started + Number(option('--deadline-min') ?? (clusterSuite ? 14 : 60)) * 60_000;
+const worstRunMs = clusterSuite ? 5 * 60_000 : 0;
 for (let run = 1; run <= runs; run++) {
+  if (run > 1 && performance.now() + worstRunMs > deadline) {
+    log(`bench: stopping after ${run - 1} run(s): another could end past the deadline`);
+    break;
+  }
   for (const scenario of scenarios) {
     for (const peer of peers) {
       if (!peer.scenarios.includes(scenario)) continue;
@@ -167,7 +175,8 @@ for (let run = 1; run <= runs; run++) {
       } catch (e) {
         result = { figures: {}, notes: [`failed: ${String((e as Error).message ?? e).slice(0, 800)}`] };
       }
-      const rec: RunRecord = { scenario, peer: peer.id, run, figures: result.figures, notes: result.notes ?? [], load };
+      const notes = (result.notes ?? []).map((n) => (clusterSuite ? `run ${run}: ${n}` : n));
+      const rec: RunRecord = { scenario, peer: peer.id, run, figures: result.figures, notes, load };
       records.push(rec);
       log(`${scenario.padEnd(11)} ${peer.id.padEnd(17)} run ${run}: ${JSON.stringify(rec.figures)}${rec.notes.length ? ` ${rec.notes.join('; ')}` : ''}`);
     }
@@ -175,7 +184,7 @@ for (let run = 1; run <= runs; run++) {
 }
 meta = {
   command: process.env.BENCH_COMMAND ?? `bun bench/run.ts ${args.join(' ')}`.trim(),
-  runs,
+  runs: Math.max(0, ...records.map((r) => r.run)),
   quick,
   elapsed: Math.round((performance.now() - started) / 1000),
   date: new Date().toISOString().slice(0, 10),

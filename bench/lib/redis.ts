@@ -3,7 +3,30 @@
  * persistence, killed when the harness exits. Its counters (INFO) say what the cluster
  * asked of it: commands per second by kind, and the CPU it used.
  */
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cpuSeconds, rssBytes, track } from './proc.ts';
+
+/**
+ * redis-server under a name of its own ("sb-bench-redis", titled "sb-bench-redis <port>"):
+ * on this shared machine someone's `pkill redis-server` (cleaning up leaked test servers)
+ * once killed a benchmark's Redis mid-run. The harness kills its own when it ends.
+ */
+function benchRedisBinary(): string {
+  const real = Bun.which('redis-server');
+  if (real === null) throw new Error('redis-server not found (Debian package redis-server)');
+  const dir = join(tmpdir(), `signalbox-bench-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const link = join(dir, 'sb-bench-redis');
+  try {
+    symlinkSync(real, link);
+  } catch {
+    // made already by an earlier run in this process
+  }
+  return link;
+}
 
 export interface RunningRedis {
   pid: number;
@@ -13,6 +36,8 @@ export interface RunningRedis {
   info(section?: string): Promise<Record<string, string>>;
   /** Per-command call counts and microseconds (INFO commandstats). */
   commandStats(): Promise<Record<string, { calls: number; usec: number }>>;
+  /** Resolves with how it ended (exit code or signal) if it ends before `stop`. */
+  exited: Promise<string>;
   rss(): number;
   cpu(): number;
   stop(): Promise<void>;
@@ -21,13 +46,13 @@ export interface RunningRedis {
 const redisCli = (port: number, args: string[]) => Bun.spawnSync(['redis-cli', '-p', String(port), ...args]).stdout.toString();
 
 export async function startRedis({ port, cpu }: { port: number; cpu: string }): Promise<RunningRedis> {
-  if (Bun.which('redis-server') === null) throw new Error('redis-server not found (Debian package redis-server)');
+  const binary = benchRedisBinary();
   // maxclients: redis-server lowers it to its open-file limit minus 32 by itself; the
   // cluster needs only two connections per signalbox process (commands, subscriber).
   const proc = track(
     Bun.spawn(
-      ['taskset', '-c', cpu, 'redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-        '--loglevel', 'warning', '--maxclients', '1000'],
+      ['taskset', '-c', cpu, binary, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+        '--loglevel', 'warning', '--maxclients', '1000', '--proc-title-template', 'sb-bench-redis {port}'],
       { stdout: 'ignore', stderr: 'pipe', stdin: 'ignore' },
     ),
   );
@@ -66,6 +91,7 @@ export async function startRedis({ port, cpu }: { port: number; cpu: string }): 
       }
       return out;
     },
+    exited: proc.exited.then(() => `redis-server exited (${proc.signalCode ?? proc.exitCode})`),
     rss: () => rssBytes(proc.pid),
     cpu: () => cpuSeconds(proc.pid),
     async stop() {

@@ -96,13 +96,14 @@ export const COLUMNS: Record<ScenarioId, Array<[string, string, boolean]>> = {
     ['held', 'held', true],
     ['usersOnNodes', 'users (nodes say)', false],
     ['heldCalls', 'calls across nodes', false],
+    ['dropped', 'dropped', false],
     ['loginSec', 'login s', true],
+    ['loginsPerSec', 'logins/s', false],
     ['nodesRssMB', 'nodes RSS MB', true],
     ['redisRssMB', 'Redis RSS MB', true],
     ['kbPerConn', 'KB/conn (nodes)', true],
     ['kbPerConnWithRedis', 'KB/conn (+Redis)', false],
-    ['freshCallP50Ms', 'fresh call p50 ms', true],
-    ['freshCallMaxMs', 'fresh call max ms', true],
+    ['rampOtherCpu', 'others CPU (ramp)', false],
   ],
   'cold-start': [
     ['medianMs', 'median ms', true],
@@ -110,6 +111,29 @@ export const COLUMNS: Record<ScenarioId, Array<[string, string, boolean]>> = {
     ['minMs', 'min ms', false],
     ['sizeMB', 'size MB', false],
   ],
+};
+
+/** A second table for a scenario with more to say than fits one. */
+export const MORE: Partial<Record<ScenarioId, { title: string; cols: Array<[string, string, boolean]> }>> = {
+  'capacity-cluster': {
+    title: 'While all are held (20 s): fresh cross-node calls, responsiveness, and what Redis does',
+    cols: [
+      ['freshCallP50Ms', 'fresh call p50 ms', true],
+      ['freshCallP90Ms', 'p90 ms', true],
+      ['freshCallMaxMs', 'max ms', true],
+      ['nodeHealthzP99Ms', 'node /healthz p99 ms', true],
+      ['redisPingP99Ms', 'Redis PING p99 ms', true],
+      ['holdRedisCpu', 'Redis CPU', true],
+      ['holdRedisCpuPeak', 'Redis peak', false],
+      ['holdNodesCpu', 'nodes CPU', true],
+      ['holdNodesCpuPeak', 'nodes peak', false],
+      ['holdHoldersCpu', 'holders CPU', false],
+      ['holdOtherCpu', 'others CPU', false],
+      ['redisOpsPerSec', 'Redis cmds/s', true],
+      ['refreshPerSec', 'EVALSHA/s', false],
+      ['evalshaUsec', 'µs per EVALSHA', false],
+    ],
+  },
 };
 
 export const TITLES: Record<ScenarioId, string> = {
@@ -148,8 +172,23 @@ export function markdownTables(summaries: Summary[], peers: Peer[]): string {
       });
       out.push(`| ${label} | ${cells.join(' | ')} | ${r.runs} |${bound ? ` ${limitedBy(r.median)} |` : ''}`);
     }
+    const more = MORE[scenario];
+    if (more !== undefined) {
+      out.push('', `#### ${more.title}`, '');
+      out.push(`| server | ${more.cols.map(([, h]) => h).join(' | ')} |`);
+      out.push(`|---|${more.cols.map(() => '---:').join('|')}|`);
+      for (const r of rows) {
+        const label = peers.find((p) => p.id === r.peer)?.label ?? r.peer;
+        const cells = more.cols.map(([k, , withSpread]) => {
+          const v = fmt(r.median[k]);
+          const s = r.spread[k];
+          return withSpread && r.runs > 1 && s !== undefined && Number.isFinite(s) ? `${v} ±${Math.round(s * 50)}%` : v;
+        });
+        out.push(`| ${label} | ${cells.join(' | ')} |`);
+      }
+    }
     const notes = rows.flatMap((r) => r.notes.map((n) => `${r.peer}: ${n}`));
-    if (notes.length) out.push('', ...notes.slice(0, 8).map((n) => `- ${n}`));
+    if (notes.length) out.push('', ...notes.slice(0, scenario === 'capacity-cluster' ? 16 : 8).map((n) => `- ${n}`));
     out.push('');
   }
   return out.join('\n');

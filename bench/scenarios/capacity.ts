@@ -12,7 +12,7 @@
  * are read over the hold.
  */
 import { join } from 'node:path';
-import type { Subprocess } from 'bun';
+import { RedisClient, type Subprocess } from 'bun';
 import { cpuSeconds, fdLimit, GENERATOR_CPU, machineBusySeconds, openFiles, otherProcesses, rssBytes, type RunningServer, track } from '../lib/proc.ts';
 import { callOnce, createAddressPool } from '../lib/session.ts';
 import { median, percentileOf, round } from '../lib/stats.ts';
@@ -77,23 +77,83 @@ function spawnHolders(ctx: ScenarioContext, servers: RunningServer[], want: numb
   };
 }
 
-/** Fresh full calls, caller on `servers[0]`, callee on the last server, `gapMs` apart. */
-async function freshCalls(ctx: ScenarioContext, servers: RunningServer[], n: number, gapMs: number, addrBase: number, notes: string[]) {
+/**
+ * Fresh full calls, caller on `servers[0]`, callee on the last server, `gapMs` apart.
+ * With `slow`, a call over 50 ms is noted with when it started (ms into the series).
+ */
+async function freshCalls(ctx: ScenarioContext, servers: RunningServer[], n: number, gapMs: number, addrBase: number, notes: string[], slow = false) {
   const addr = createAddressPool(addrBase, 16);
   const caller = { ...ctx.target, port: servers[0]!.port };
   const callee = { ...ctx.target, port: servers.at(-1)!.port };
   const durations: number[] = [];
+  const slowOnes: string[] = [];
+  const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const t = performance.now();
     try {
-      durations.push(await callOnce(caller, callee, [`${ctx.tag}f${i}`, `${ctx.tag}g${i}`], addr));
+      const steps: Record<string, number> = {};
+      const ms = await callOnce(caller, callee, [`${ctx.tag}f${i}`, `${ctx.tag}g${i}`], addr, 5000, steps);
+      durations.push(ms);
+      if (ms > 50) slowOnes.push(`${Math.round(ms)} ms at +${Math.round(t - t0)} ms (${Object.entries(steps).filter(([, v]) => v >= 5).map(([k, v]) => `${k} ${v}`).join(', ')})`);
     } catch (e) {
       notes.push(`fresh call failed: ${String((e as Error).message).slice(0, 200)}`);
       break;
     }
     await Bun.sleep(Math.max(0, gapMs - (performance.now() - t)));
   }
+  if (slow && slowOnes.length) notes.push(`fresh calls over 50 ms: ${slowOnes.slice(0, 8).join(', ')}`);
   return durations;
+}
+
+/**
+ * Responsiveness probes while everything is held: an HTTP GET /healthz to each node and a
+ * PING to Redis every `everyMs`, timed. A slow answer from a node is its event loop (or
+ * its CPU share) lagging; a slow PING is Redis.
+ */
+function probes(servers: RunningServer[], redisUrl: string, everyMs = 100) {
+  const node: number[] = [];
+  const redis: number[] = [];
+  const client = new RedisClient(redisUrl);
+  let stopped = false;
+  const loop = async (f: () => Promise<unknown>, into: number[]) => {
+    while (!stopped) {
+      const t = performance.now();
+      try {
+        await f();
+        into.push(performance.now() - t);
+      } catch {
+        into.push(Number.POSITIVE_INFINITY);
+      }
+      await Bun.sleep(Math.max(0, everyMs - (performance.now() - t)));
+    }
+  };
+  let k = 0;
+  const runs = [
+    loop(() => fetch(`http://127.0.0.1:${servers[k++ % servers.length]!.port}/healthz`).then((r) => r.arrayBuffer()), node),
+    loop(() => client.send('PING', []), redis),
+  ];
+  return async () => {
+    stopped = true;
+    await Promise.all(runs);
+    client.close();
+    const stat = (xs: number[]) => ({ p50: round(median(xs), 2), p99: round(percentileOf(xs, 0.99), 2), max: round(Math.max(...xs), 2) });
+    return { node: stat(node), redis: stat(redis) };
+  };
+}
+
+/** Peak CPU (cores) of each group over `windowMs` slices, sampled until stopped. */
+function cpuPeaks(groups: Record<string, number[]>, windowMs = 500) {
+  const peaks: Record<string, number> = Object.fromEntries(Object.keys(groups).map((k) => [k, 0]));
+  let w = cpuWindow(groups);
+  const timer = setInterval(() => {
+    const u = w();
+    for (const k of Object.keys(groups)) peaks[k] = Math.max(peaks[k]!, u[k]!);
+    w = cpuWindow(groups);
+  }, windowMs);
+  return () => {
+    clearInterval(timer);
+    return peaks;
+  };
 }
 
 export async function capacity(
@@ -203,7 +263,7 @@ export async function capacityCluster(ctx: ScenarioContext, opts: ClusterCapacit
     concurrency = 48,
     holdMs = ctx.quick ? 10_000 : 20_000,
     calls = ctx.quick ? 20 : 50,
-    rampTimeoutMs = 360_000,
+    rampTimeoutMs = 240_000,
   } = opts;
   const { servers } = ctx;
   const nodePids = servers.map((s) => s.pid);
@@ -218,8 +278,15 @@ export async function capacityCluster(ctx: ScenarioContext, opts: ClusterCapacit
   const holders = spawnHolders(ctx, servers, count, { pairs, concurrency, loginTimeoutMs: 30_000, maxLifetimeMs: rampTimeoutMs + holdMs + 120_000 });
   const holderPids = holders.procs.map((p) => p.pid);
   const rampCpu = cpuWindow({ nodes: nodePids, redis: [redis.pid], holders: holderPids, generator: [process.pid] });
+  const stopTrace = trace(process.env.BENCH_TRACE, t0, { nodes: nodePids, redis: [redis.pid], holders: holderPids, generator: [process.pid] }, redis);
   try {
-    const ready = await Promise.all(holders.procs.map((_, i) => holders.next(i, rampTimeoutMs))).catch(async (e) => {
+    // A process under test that dies (another user's `pkill redis-server` on this shared
+    // machine did, once) ends the run at once, saying so, instead of at the timeout.
+    const died = Promise.race([redis.exited, ...servers.map((s) => s.proc.exited.then(() => `node on port ${s.port} exited (${s.proc.signalCode ?? s.proc.exitCode})`))]).then((why) => {
+      throw new Error(why);
+    });
+    died.catch(() => {});
+    const ready = await Promise.race([Promise.all(holders.procs.map((_, i) => holders.next(i, rampTimeoutMs))), died]).catch(async (e) => {
       // Say how far it got: names Redis holds, what it was busy with, and the CPU since the start.
       const stats = await redis.commandStats();
       const keys = (await redis.info('keyspace')).db0 ?? 'no keys';
@@ -242,11 +309,15 @@ export async function capacityCluster(ctx: ScenarioContext, opts: ClusterCapacit
     const stats0 = await redis.commandStats();
     const hold = cpuWindow({ nodes: nodePids, redis: [redis.pid], holders: holderPids, generator: [process.pid] });
     const others = otherProcesses();
+    const peaks = cpuPeaks({ nodes: nodePids, redis: [redis.pid] });
+    const probing = probes(servers, redis.url);
     const h0 = performance.now();
-    const durations = await freshCalls(ctx, servers, calls, holdMs / calls, 2 + holders.procs.length * ADDRS_PER_HOLDER, notes);
+    const durations = await freshCalls(ctx, servers, calls, holdMs / calls, 2 + holders.procs.length * ADDRS_PER_HOLDER, notes, true);
     await Bun.sleep(Math.max(0, holdMs - (performance.now() - h0)));
     const holdSecs = (performance.now() - h0) / 1000;
     const cpu = hold();
+    const peak = peaks();
+    const probed = await probing();
     const busiest = others([...nodePids, redis.pid, ...holderPids]);
     if (busiest.length) notes.push(`other processes during the hold (cores): ${busiest.join(', ')}`);
     const stats1 = await redis.commandStats();
@@ -279,9 +350,11 @@ export async function capacityCluster(ctx: ScenarioContext, opts: ClusterCapacit
     notes.push(`Redis commands during the hold: ${top.join(', ')}`);
 
     for (const p of holders.procs) p.stdin.end();
-    const done = await Promise.all(holders.procs.map((_, i) => holders.next(i, 30_000).catch(() => ({ dropped: Number.NaN }))));
+    const done = await Promise.all(holders.procs.map((_, i) => holders.next(i, 30_000).catch(() => ({ dropped: Number.NaN, codes: {} }))));
     const dropped = done.reduce((n, r) => n + r.dropped, 0);
-    if (dropped) notes.push(`${dropped} held connections were closed while held`);
+    const codes: Record<string, number> = {};
+    for (const r of done) for (const [c, n] of Object.entries(r.codes ?? {})) codes[c] = (codes[c] ?? 0) + (n as number);
+    if (dropped) notes.push(`${dropped} held connections were closed while held (close codes: ${JSON.stringify(codes)})`);
     return {
       figures: {
         nodes: servers.length,
@@ -307,7 +380,9 @@ export async function capacityCluster(ctx: ScenarioContext, opts: ClusterCapacit
         kbPerConn: round((rssNodes - rssNodes0) / held / 1024, 2),
         kbPerConnWithRedis: round((rssNodes - rssNodes0 + rssRedis - rssRedis0) / held / 1024, 2),
         holdRedisCpu: cpu.redis!,
+        holdRedisCpuPeak: peak.redis!,
         holdNodesCpu: cpu.nodes!,
+        holdNodesCpuPeak: peak.nodes!,
         holdHoldersCpu: cpu.holders!,
         holdOtherCpu: cpu.others!,
         redisOpsPerSec: Math.round(totalOps),
@@ -317,13 +392,47 @@ export async function capacityCluster(ctx: ScenarioContext, opts: ClusterCapacit
         freshCallP90Ms: round(percentileOf(durations, 0.9), 2),
         freshCallMaxMs: round(durations.length ? Math.max(...durations) : Number.NaN, 2),
         freshCalls: durations.length,
+        nodeHealthzP50Ms: probed.node.p50,
+        nodeHealthzP99Ms: probed.node.p99,
+        nodeHealthzMaxMs: probed.node.max,
+        redisPingP50Ms: probed.redis.p50,
+        redisPingP99Ms: probed.redis.p99,
+        redisPingMaxMs: probed.redis.max,
         dropped,
       },
       notes,
     };
   } finally {
+    stopTrace();
     await holders.kill();
   }
+}
+
+/**
+ * BENCH_TRACE=file: a JSON line per second (CPU of each group and of the rest of the
+ * machine, names Redis holds, refresh calls so far), to see what a stall lines up with.
+ */
+function trace(path: string | undefined, t0: number, groups: Record<string, number[]>, redis: NonNullable<ScenarioContext['redis']>): () => void {
+  if (!path) return () => {};
+  const out = Bun.file(path).writer();
+  let w = cpuWindow(groups);
+  let busy = false;
+  const timer = setInterval(async () => {
+    if (busy) return;
+    busy = true;
+    const cpu = w();
+    w = cpuWindow(groups);
+    const [ks, st] = await Promise.all([redis.info('keyspace'), redis.commandStats()]).catch(() => [{}, {}] as const);
+    const keys = Number(/keys=(\d+)/.exec((ks as Record<string, string>).db0 ?? '')?.[1] ?? 0);
+    const s = st as Record<string, { calls: number }>;
+    out.write(`${JSON.stringify({ t: Math.round((performance.now() - t0) / 100) / 10, ...cpu, keys, evalsha: s.evalsha?.calls ?? 0, set: s.set?.calls ?? 0, publish: s.publish?.calls ?? 0, mget: s.mget?.calls ?? 0 })}\n`);
+    out.flush();
+    busy = false;
+  }, 1000);
+  return () => {
+    clearInterval(timer);
+    void out.end();
+  };
 }
 
 async function infoConfig(port: number, key: string): Promise<string> {
