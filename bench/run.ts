@@ -198,7 +198,7 @@ const verdicts = clusterSuite ? judgeCluster(summaries) : judge(summaries);
 const verdictTable = [
   '| target | measured | met |',
   '|---|---|---|',
-  ...verdicts.map((v) => `| ${v.target} | ${v.measured} | ${v.met === null ? 'not measured' : v.met ? 'yes' : '**no**'} |`),
+  ...verdicts.map((v) => `| ${v.target} | ${v.measured} | ${v.met === null ? (v.measured === '–' ? 'not measured' : '–') : v.met ? 'yes' : '**no**'} |`),
 ].join('\n');
 console.log(`\n${tables}\n### Targets\n\n${verdictTable}\n`);
 
