@@ -13,7 +13,7 @@ DENO        ?= $(TOOLS)/deno/node_modules/.bin/deno
 INTEGRATION_TESTS = $(addprefix ./,$(shell grep -lw startServer test/*.test.ts))
 
 .PHONY: help setup run dev test typecheck build soak demo-page screenshot clean run-deno build-deno release
-.PHONY: client bench bench-quick
+.PHONY: client bench bench-quick bench-cluster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ bench: build bench/node_modules/.installed ## Benchmarks against PeerJS, the see
 
 bench-quick: build bench/node_modules/.installed ## One short run of every benchmark (~3 min); leaves docs/ alone
 	$(BUN) bench/run.ts --quick --no-docs $(BENCH_ARGS)
+
+bench-cluster: build bench/node_modules/.installed ## 200,000 connections over 12 signalbox processes sharing one redis-server (3 runs, under 15 min): docs/benchmarks.md
+	BENCH_COMMAND="make bench-cluster" $(BUN) bench/run.ts --cluster $(BENCH_ARGS)
 
 clean: ## Remove build output and installed tools
 	rm -rf dist node_modules bench/node_modules $(TOOLS)

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { RedisClient } from 'bun';
 import { Client, eventually, type Json, loggedIn, spawnServer, type SpawnedServer, startCluster, type TestServer } from './helpers.ts';
 import { freePort, haveRedis, type RedisProcess, requireRedis, startRedis } from './redis.ts';
 
@@ -170,6 +171,42 @@ describe.skipIf(!run)('nodes as processes', () => {
     const [c] = (await loggedIn(`ws://127.0.0.1:${n2.port}/`, 'carol')) as [Client];
     for (const x of [a, b, c, late]) x.close();
     await Promise.all([n1.stop(), n2.stop()]);
+  }, 30_000);
+
+  test('names stay alive past their TTL, in batches; one another node took is evicted, only that one', async () => {
+    // More users than one refresh call carries (500), so the answer's positions cross batches.
+    // A refresh every 500 ms: a node starved for a second (a busy CI machine) still keeps its names.
+    const ttl = 1500;
+    const prefix = `refresh${process.pid}:`;
+    const n1 = await node(redis, prefix, ['--presence-ttl-ms', String(ttl), '--node-id', 'n1']);
+    const url = `ws://127.0.0.1:${n1.port}/`;
+    const names = Array.from({ length: 520 }, (_, i) => `r${i}`);
+    const clients = await loggedIn(url, ...names);
+    const store = new RedisClient(redis.url);
+    const key = (n: string) => `${prefix}user:${n}`;
+    // Another node holds these names now (as after Redis forgot ours and someone claimed them).
+    const stolen = [0, 250, 501, 519];
+    for (const i of stolen) await store.set(key(names[i]!), 'n2');
+    const closes = await Promise.all(stolen.map((i) => Promise.race([clients[i]!.closed, Bun.sleep(5000).then(() => null)])));
+    expect(closes.map((c) => c?.code)).toEqual(stolen.map(() => 4003));
+    // Everyone else is still here, past several TTLs, and still holds the name.
+    await Bun.sleep(ttl * 2);
+    const held = (await store.send('MGET', names.map(key))) as Array<string | null>;
+    names.forEach((n, i) => {
+      if (stolen.includes(i)) expect(held[i]).toBe('n2');
+      else {
+        expect(held[i]).toBe('n1');
+        expect(clients[i]!.ws.readyState).toBe(WebSocket.OPEN);
+      }
+    });
+    // A name whose session ended is not claimed again by a refresh under way.
+    clients[1]!.close();
+    await eventually(() => clients[1]!.ws.readyState === WebSocket.CLOSED, 2000, 'r1 closed');
+    await Bun.sleep(ttl);
+    expect(await store.get(key('r1'))).toBeNull();
+    for (const c of clients) c.close();
+    store.close();
+    await n1.stop();
   }, 30_000);
 
   test('--workers 2: two processes on one port share the namespace', async () => {

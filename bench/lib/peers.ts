@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DialectName } from './dialect.ts';
 
-export type PeerId = 'signalbox' | 'signalbox-b' | 'floor' | 'seed' | 'peerjs' | 'hono-helper' | 'bun-native';
-export type ScenarioId = 'throughput' | 'fixed-rate' | 'handshakes' | 'idle' | 'capacity' | 'cold-start';
+export type PeerId = 'signalbox' | 'signalbox-b' | 'signalbox-cluster' | 'floor' | 'seed' | 'peerjs' | 'hono-helper' | 'bun-native';
+export type ScenarioId = 'throughput' | 'fixed-rate' | 'handshakes' | 'idle' | 'capacity' | 'cold-start' | 'capacity-cluster';
 
 export interface Peer {
   id: PeerId;
@@ -21,6 +21,11 @@ export interface Peer {
   version: string;
   /** What a reader must know to compare this peer's figures. */
   notes: string;
+  /**
+   * A cluster: this many processes of `argv` (each on its own port), sharing one
+   * redis-server started for the run (`{redis}`, `{prefix}`, `{node}` are filled in).
+   */
+  nodes?: number;
 }
 
 const ALL: ScenarioId[] = ['throughput', 'fixed-rate', 'handshakes', 'idle', 'capacity', 'cold-start'];
@@ -55,6 +60,9 @@ const version = (path: string): string => {
   }
 };
 
+const redisVersion = (): string =>
+  /v=(\S+)/.exec(Bun.which('redis-server') ? Bun.spawnSync(['redis-server', '--version']).stdout.toString() : '')?.[1] ?? 'not installed';
+
 export interface PeerSetup {
   root: string;
   bun: string;
@@ -83,6 +91,21 @@ export function createPeers({ root, bun, node, exe }: PeerSetup): { peers: Peer[
       scenarios: ALL,
       version: `${version(join(root, 'package.json'))} (${signalboxBase.length === 1 ? 'compiled' : 'from source'}, Bun ${bunVersion})`,
       notes: 'validates every message, keeps call state, answers every refusal',
+    },
+    {
+      id: 'signalbox-cluster',
+      label: 'signalbox, 2 nodes + Redis',
+      dialect: 'seed',
+      argv: [
+        ...signalboxBase, '--port', '{port}', '--host', '127.0.0.1', ...flags,
+        '--redis', '{redis}', '--redis-prefix', '{prefix}', '--node-id', '{node}',
+      ],
+      probePath: '/',
+      scenarios: ['throughput', 'fixed-rate', 'handshakes', 'capacity-cluster'],
+      version: `${version(join(root, 'package.json'))} (${signalboxBase.length === 1 ? 'compiled' : 'from source'}), redis-server ${redisVersion()}`,
+      notes:
+        'two signalbox processes on two ports sharing one redis-server, every pair split across them (caller on node 1, callee on node 2): each message goes node 1 → PUBLISH → Redis → node 2; both nodes and Redis share the server CPU',
+      nodes: 2,
     },
     {
       id: 'floor',
@@ -142,7 +165,7 @@ export function createPeers({ root, bun, node, exe }: PeerSetup): { peers: Peer[
     peers.splice(1, 0, { ...peers[0]!, id: 'signalbox-b', label: 'signalbox B', argv: [], version: 'B build', notes: `B: ${b}` });
   }
   for (const p of peers) {
-    const override = process.env[`BENCH_CMD_${p.id.toUpperCase().replace('-', '_')}`];
+    const override = process.env[`BENCH_CMD_${p.id.toUpperCase().replaceAll('-', '_')}`];
     if (override) {
       p.argv = override.trim().split(/\s+/);
       p.version += ' (custom command)';

@@ -18,6 +18,27 @@ export function pinSelf(): void {
   if (r.exitCode !== 0) throw new Error(`taskset failed: ${r.stderr.toString()}`);
 }
 
+/**
+ * Every process the harness started and has not seen end: killed when the harness exits
+ * for any reason (an error, Ctrl-C, SIGTERM), so a failed run leaves nothing behind.
+ */
+const children = new Set<Subprocess>();
+export function track<T extends Subprocess>(proc: T): T {
+  children.add(proc);
+  void proc.exited.then(() => children.delete(proc));
+  return proc;
+}
+const killAll = () => {
+  for (const p of children) p.kill('SIGKILL');
+};
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : Number.NaN;
@@ -51,26 +72,36 @@ export function fdLimit(pid: number): number {
 
 export const loadAverage = (): number => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
-/** CPU use of the server, the generator and everything else over a measured window. */
+/**
+ * CPU use of the server, the generator and everything else over a measured window. The
+ * server may be several processes (cluster nodes and their redis-server): their CPU is summed.
+ */
 export class CpuWatch {
+  private readonly pids: number[];
   private s0: number;
+  private p0: number[];
   private g0: number;
   private m0: number;
   private t0 = performance.now();
-  constructor(private readonly serverPid: number) {
-    this.s0 = cpuSeconds(serverPid);
+  constructor(serverPids: number | number[]) {
+    this.pids = typeof serverPids === 'number' ? [serverPids] : serverPids;
+    this.s0 = this.serverSeconds();
+    this.p0 = this.pids.map(cpuSeconds);
     this.g0 = cpuSeconds(process.pid);
     this.m0 = machineBusySeconds();
   }
-  /** Fractions of one core: server, generator, and other processes on the machine. */
-  stop(extraPids: number[] = []): { server: number; generator: number; others: number } {
+  private serverSeconds(): number {
+    return this.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
+  }
+  /** Fractions of one core: server, generator, other processes on the machine, and each server process. */
+  stop(): { server: number; generator: number; others: number; perPid: number[] } {
     const secs = (performance.now() - this.t0) / 1000;
-    const server = (cpuSeconds(this.serverPid) - this.s0) / secs;
+    const server = (this.serverSeconds() - this.s0) / secs;
     const generator = (cpuSeconds(process.pid) - this.g0) / secs;
     const all = (machineBusySeconds() - this.m0) / secs;
-    void extraPids;
     const r = (x: number) => Math.round(x * 100) / 100;
-    return { server: r(server), generator: r(generator), others: r(Math.max(0, all - server - generator)) };
+    const perPid = this.pids.map((pid, i) => r((cpuSeconds(pid) - this.p0[i]!) / secs));
+    return { server: r(server), generator: r(generator), others: r(Math.max(0, all - server - generator)), perPid };
   }
 }
 
@@ -89,14 +120,21 @@ export const freshPort = (): number => {
   return nextPort;
 };
 
+export interface StartOptions {
+  probePath?: string;
+  cwd?: string;
+  timeoutMs?: number;
+  /** Other `{name}` placeholders to fill in `argv` (e.g. `{redis}`). */
+  vars?: Record<string, string>;
+  /** CPU list for taskset (default: the server CPU). */
+  cpu?: string;
+}
+
 /**
  * Start `argv` (with `{port}` replaced) pinned to the server CPU, and wait until a
  * WebSocket to `probePath` is accepted. stdout goes to /dev/null (the seed logs every message).
  */
-export async function startServer(
-  argv: string[],
-  options: { probePath?: string; cwd?: string; timeoutMs?: number } = {},
-): Promise<RunningServer> {
+export async function startServer(argv: string[], options: StartOptions = {}): Promise<RunningServer> {
   // A port someone else took since we picked it makes the server exit: pick another.
   for (let attempt = 1; ; attempt++) {
     try {
@@ -111,11 +149,12 @@ class ExitedEarly extends Error {}
 
 async function startOnce(
   argv: string[],
-  { probePath = '/', cwd = process.cwd(), timeoutMs = 15_000 }: { probePath?: string; cwd?: string; timeoutMs?: number },
+  { probePath = '/', cwd = process.cwd(), timeoutMs = 15_000, vars = {}, cpu = SERVER_CPU }: StartOptions,
 ): Promise<RunningServer> {
   const port = freshPort();
-  const cmd = ['taskset', '-c', SERVER_CPU, ...argv.map((a) => a.replaceAll('{port}', String(port)))];
-  const proc = Bun.spawn(cmd, { cwd, stdout: 'ignore', stderr: 'pipe', stdin: 'ignore' });
+  const fill = (a: string) => Object.entries({ ...vars, port: String(port) }).reduce((x, [k, v]) => x.replaceAll(`{${k}}`, v), a);
+  const cmd = ['taskset', '-c', cpu, ...argv.map(fill)];
+  const proc = track(Bun.spawn(cmd, { cwd, stdout: 'ignore', stderr: 'pipe', stdin: 'ignore' }));
   let stderr = '';
   void (async () => {
     for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) {
@@ -153,4 +192,44 @@ async function startOnce(
       clearTimeout(killer);
     },
   } as RunningServer & { stderr: string };
+}
+
+/** CPU seconds of every process on the machine now, with its command name. */
+function everyProcess(): Map<number, { comm: string; cpu: number }> {
+  const out = new Map<number, { comm: string; cpu: number }>();
+  for (const d of readdirSync('/proc')) {
+    const pid = Number(d);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      out.set(pid, { comm, cpu: cpuSeconds(pid) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Who else used the CPU over a window: call at the start, then call what it returns with
+ * our own pids at the end; gives the busiest other processes ("name pid: cores").
+ */
+export function otherProcesses(): (ours: number[], top?: number) => string[] {
+  const before = everyProcess();
+  const t0 = performance.now();
+  return (ours, top = 4) => {
+    const secs = (performance.now() - t0) / 1000;
+    const mine = new Set([...ours, process.pid]);
+    const used: Array<[string, number]> = [];
+    for (const [pid, p] of everyProcess()) {
+      if (mine.has(pid)) continue;
+      const cores = (p.cpu - (before.get(pid)?.cpu ?? 0)) / secs;
+      if (cores >= 0.02) used.push([`${p.comm} ${pid}`, cores]);
+    }
+    return used
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, c]) => `${name}: ${Math.round(c * 100) / 100}`);
+  };
 }

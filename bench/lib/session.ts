@@ -122,27 +122,42 @@ export async function callOnce(
   names: [string, string],
   addr: () => string,
   timeoutMs = 5000,
+  /** If given, how long each step took (ms), by name. */
+  steps?: Record<string, number>,
 ): Promise<number> {
   const t0 = performance.now();
+  let last = t0;
+  const step = (name: string) => {
+    if (steps === undefined) return;
+    const now = performance.now();
+    steps[name] = Math.round((now - last) * 10) / 10;
+    last = now;
+  };
   const [a, b] = await Promise.all([
     openLoggedIn(caller, names[0], addr(), timeoutMs),
     openLoggedIn(callee, names[1], addr(), timeoutMs),
   ]);
+  step('login');
   try {
     const d = caller.dialect;
     a.conn.send(d.offer(names[1]));
     await b.inbox.next(d.offerIn, timeoutMs);
+    step('offer');
     const cand = d.candidate(names[0]);
     b.conn.send(d.answer(names[0]));
     for (let i = 0; i < 4; i++) b.conn.send(cand);
     await a.inbox.next(d.answerIn, timeoutMs);
+    step('answer');
     const candB = d.candidate(names[1]);
     for (let i = 0; i < 4; i++) a.conn.send(candB);
     for (let i = 0; i < 4; i++) await Promise.all([a.inbox.next(d.candidateIn, timeoutMs), b.inbox.next(d.candidateIn, timeoutMs)]);
+    step('candidates');
     a.conn.send(d.leave(names[1]));
     await b.inbox.next(d.leaveIn, timeoutMs);
+    step('leave');
     await a.conn.close(1000, timeoutMs);
     await b.conn.close(1000, timeoutMs);
+    step('close');
     return performance.now() - t0;
   } catch (e) {
     a.conn.terminate();

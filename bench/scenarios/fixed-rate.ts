@@ -18,7 +18,7 @@ export async function fixedRate(
   const receivers: WsConn[] = [];
   for (let i = 0; i < pairs; i++) {
     const names: [string, string] = [`${tag}a${i}`, `${tag}b${i}`];
-    const [a, b] = await Promise.all([openLoggedIn(target, names[0]), openLoggedIn(target, names[1])]);
+    const [a, b] = await Promise.all([openLoggedIn(target, names[0]), openLoggedIn(ctx.callee, names[1])]);
     await setupCall(target, a.inbox, b.inbox, names);
     senders.push(a.conn);
     receivers.push(b.conn);
@@ -55,11 +55,11 @@ export async function fixedRate(
   let sent = 0;
   const step = 1000 / rate;
   let cpu: CpuWatch | null = null;
-  let usage = { server: Number.NaN, generator: Number.NaN, others: Number.NaN };
+  let usage = { server: Number.NaN, generator: Number.NaN, others: Number.NaN, perPid: [] as number[] };
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const now = performance.now();
-      if (cpu === null && now >= mStart) cpu = new CpuWatch(ctx.server.pid);
+      if (cpu === null && now >= mStart) cpu = new CpuWatch(ctx.serverPids);
       const due = Math.min(total, Math.floor((now - t0) / step) + 1);
       for (; sent < due; sent++) {
         const p = sent % pairs;
@@ -97,6 +97,8 @@ export async function fixedRate(
       serverCpu: usage.server,
       generatorCpu: usage.generator,
       otherCpu: usage.others,
+      // In a cluster, Redis's share of the server CPU (the last of the server's processes).
+      ...(ctx.redis ? { redisCpu: usage.perPid.at(-1) ?? Number.NaN } : {}),
       unexpected,
       lost,
     },

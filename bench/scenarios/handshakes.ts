@@ -21,8 +21,8 @@ export async function handshakes(
   const mStart = t0 + warmupMs;
   const mEnd = mStart + measureMs;
   let cpu: CpuWatch | null = null;
-  let usage = { server: Number.NaN, generator: Number.NaN, others: Number.NaN };
-  const watch = setTimeout(() => (cpu = new CpuWatch(ctx.server.pid)), warmupMs);
+  let usage = { server: Number.NaN, generator: Number.NaN, others: Number.NaN, perPid: [] as number[] };
+  const watch = setTimeout(() => (cpu = new CpuWatch(ctx.serverPids)), warmupMs);
   const stopWatch = setTimeout(() => (usage = (cpu as CpuWatch | null)?.stop() ?? usage), warmupMs + measureMs);
 
   const worker = async () => {
@@ -32,7 +32,7 @@ export async function handshakes(
       const n = started++;
       const begin = performance.now();
       try {
-        const ms = await callOnce(target, target, [`${tag}c${n}`, `${tag}d${n}`], addr);
+        const ms = await callOnce(target, ctx.callee, [`${tag}c${n}`, `${tag}d${n}`], addr);
         streak = 0;
         const end = begin + ms;
         if (begin >= mStart && end <= mEnd) durations.push(ms);
@@ -56,6 +56,8 @@ export async function handshakes(
       serverCpu: usage.server,
       generatorCpu: usage.generator,
       otherCpu: usage.others,
+      // In a cluster, Redis's share of the server CPU (the last of the server's processes).
+      ...(ctx.redis ? { redisCpu: usage.perPid.at(-1) ?? Number.NaN } : {}),
       failed,
     },
     notes,

@@ -18,7 +18,7 @@ export async function throughput(
   const receivers: WsConn[] = [];
   for (let i = 0; i < pairs; i++) {
     const names: [string, string] = [`${tag}a${i}`, `${tag}b${i}`];
-    const [a, b] = await Promise.all([openLoggedIn(target, names[0]), openLoggedIn(target, names[1])]);
+    const [a, b] = await Promise.all([openLoggedIn(target, names[0]), openLoggedIn(ctx.callee, names[1])]);
     await setupCall(target, a.inbox, b.inbox, names);
     senders.push(a.conn);
     receivers.push(b.conn);
@@ -67,7 +67,7 @@ export async function throughput(
   }
   await Bun.sleep(warmupMs);
   measuring = true;
-  const cpu = new CpuWatch(ctx.server.pid);
+  const cpu = new CpuWatch(ctx.serverPids);
   const m0 = performance.now();
   await Bun.sleep(measureMs);
   measuring = false;
@@ -93,6 +93,8 @@ export async function throughput(
       serverCpu: usage.server,
       generatorCpu: usage.generator,
       otherCpu: usage.others,
+      // In a cluster, Redis's share of the server CPU (the last of the server's processes).
+      ...(ctx.redis ? { redisCpu: usage.perPid.at(-1) ?? Number.NaN } : {}),
       unexpected,
       lost,
     },
