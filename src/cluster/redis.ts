@@ -412,13 +412,15 @@ export class RedisCluster implements Cluster {
     if (remote.length === 0) return;
     try {
       const held = (await this.cmd.send('MGET', remote.map(this.userKey))) as Array<string | null>;
-      remote.forEach((name, i) => {
-        if (held[i] === null) {
-          this.log.info('peer_gone', { user: name });
-          hub.forgetRemote(name);
-          for (const room of this.roomMembersHere.keys()) this.cmd.send('HDEL', [this.roomKey(room), name]).catch(() => {});
-        }
-      });
+      const gone = new Set(remote.filter((_, i) => held[i] === null));
+      if (gone.size === 0) return;
+      this.log.info('peer_gone', { users: gone.size, first: gone.values().next().value });
+      // Their room memberships here, dropped from Redis too (other nodes may do the same: harmless).
+      for (const room of this.roomMembersHere.keys()) {
+        const dead = [...(hub.rooms.get(room)?.members ?? [])].filter((m) => gone.has(m));
+        if (dead.length > 0) this.cmd.send('HDEL', [this.roomKey(room), ...dead]).catch(() => {});
+      }
+      hub.forgetRemote(gone);
     } catch {
       // Redis away: try again next tick.
     }

@@ -779,17 +779,23 @@ export class Hub {
     return peers;
   }
 
-  /** A user on another node is gone without a word (its node died): unlink it here. */
-  forgetRemote(name: string): void {
+  /** Users on other nodes gone without a word (their node died): unlink them here. */
+  forgetRemote(gone: ReadonlySet<string>): void {
+    // One pass however many are gone: a dead node may have taken thousands of users with it.
     for (const s of this.sessions.values()) {
-      if (s.partner !== name) continue;
+      if (s.links !== null) for (const name of s.links) if (gone.has(name)) s.links.delete(name);
+      if (s.partner === null || !gone.has(s.partner)) continue;
+      const name = s.partner;
       s.partner = null;
       this.deliver(s, { kind: 'leave', from: name, to: s.name });
     }
     for (const room of this.rooms.values()) {
-      if (!room.members.delete(name)) continue;
-      const face = this.sessions.get(room.members.values().next().value ?? '')?.face;
-      if (face !== undefined) this.publish(room.topic, face.render({ kind: 'peer-left', from: name, to: '', room: room.name }));
+      for (const name of room.members) {
+        if (!gone.has(name)) continue;
+        room.members.delete(name);
+        const face = this.sessions.get(room.members.values().next().value ?? '')?.face;
+        if (face !== undefined) this.publish(room.topic, face.render({ kind: 'peer-left', from: name, to: '', room: room.name }));
+      }
       this.dropRoomIfUnused(room);
     }
   }
