@@ -118,7 +118,7 @@ export const OPTIONS = {
     help: 'Share names and delivery with other nodes through Redis/Valkey: redis://[user:pass@]host:port/db or rediss://',
   }),
   redisPrefix: option({ schema: text, default: 'signalbox:', arg: 'prefix', help: 'Prefix of every Redis key and channel (several deployments can share a Redis)' }),
-  presenceTtlMs: option({ schema: integer(300, 600_000), default: 10000, arg: 'ms', help: "With --redis: how long a crashed node's names outlive it; partners hear leave within 1.5x this" }),
+  presenceTtlMs: option({ schema: integer(300, 600_000), default: 10000, arg: 'ms', help: "With --redis: how long a crashed node's lease, and so its users' names, outlives it; partners hear leave within 1.5x this" }),
   nodeId: option({ schema: text, default: '', arg: 'id', help: 'With --redis: this node\'s name in Redis (default: random)' }),
   workers: option({ schema: integer(1, 256), default: 1, arg: 'n', help: 'Run n server processes on one port (needs --redis): one per core' }),
   reusePort: option({ schema: boolean, default: false, help: 'Let several processes listen on the same port (set by --workers)' }),

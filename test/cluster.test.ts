@@ -85,6 +85,29 @@ describe.skipIf(!run)('two nodes, in this process', () => {
   });
 });
 
+/** Poll an async condition (every 50 ms) until it holds. */
+async function until(check: () => Promise<boolean>, ms: number, what: string) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not hold within ${ms} ms`);
+    await Bun.sleep(50);
+  }
+}
+
+/** Log in as `name` at `url`, retrying while the name is taken; the client once it succeeds. */
+async function loginWhenFree(url: string, name: string, ms: number): Promise<Client> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const c = await Client.connect(url);
+    c.send({ type: 'login', name });
+    const reply = await c.next();
+    if (reply.success === true) return c;
+    c.close();
+    if (reply.reason !== 'name_taken' || Date.now() > deadline) throw new Error(`login as ${name}: ${JSON.stringify(reply)}`);
+    await Bun.sleep(50);
+  }
+}
+
 /** A signalbox process of its own (so it can be killed), on a cluster. */
 function node(redis: RedisProcess, prefix: string, extra: string[] = []): Promise<SpawnedServer> {
   return spawnServer([process.execPath, SRC, '--host', '127.0.0.1', '--port', '0', '--redis', redis.url, '--redis-prefix', prefix, '--max-connections-per-ip', '0', ...extra]);
@@ -173,9 +196,9 @@ describe.skipIf(!run)('nodes as processes', () => {
     await Promise.all([n1.stop(), n2.stop()]);
   }, 30_000);
 
-  test('names stay alive past their TTL, in batches; one another node took is evicted, only that one', async () => {
+  test('a node that lost its lease asserts all its names, in batches: one another live node took is evicted, only that one', async () => {
     // More users than one refresh call carries (500), so the answer's positions cross batches.
-    // A refresh every 500 ms: a node starved for a second (a busy CI machine) still keeps its names.
+    // A lease renewal every 500 ms: a node starved for a second (a busy CI machine) keeps its lease.
     const ttl = 1500;
     const prefix = `refresh${process.pid}:`;
     const n1 = await node(redis, prefix, ['--presence-ttl-ms', String(ttl), '--node-id', 'n1']);
@@ -184,18 +207,29 @@ describe.skipIf(!run)('nodes as processes', () => {
     const clients = await loggedIn(url, ...names);
     const store = new RedisClient(redis.url);
     const key = (n: string) => `${prefix}user:${n}`;
-    // Another node holds these names now (as after Redis forgot ours and someone claimed them).
+    // n1's holder id is its node id and a suffix per process; its lease is one key.
+    const leases = (await store.send('KEYS', [`${prefix}node:n1.*`])) as string[];
+    expect(leases).toHaveLength(1);
+    const holder = leases[0]!.slice(`${prefix}node:`.length);
+    expect(await store.get(key('r3'))).toBe(holder);
+    // Another live node (its lease is there) holds these names now, as after n1 was cut off
+    // from Redis for a whole TTL and someone claimed them; a dead node (no lease) holds r7.
+    await store.send('SET', [`${prefix}node:n2.x`, '1', 'PX', '60000']);
     const stolen = [0, 250, 501, 519];
-    for (const i of stolen) await store.set(key(names[i]!), 'n2');
+    for (const i of stolen) await store.set(key(names[i]!), 'n2.x');
+    await store.set(key('r7'), 'n3.dead');
+    // n1 finds its lease gone at its next renewal and asserts every name.
+    await store.del(leases[0]!);
     const closes = await Promise.all(stolen.map((i) => Promise.race([clients[i]!.closed, Bun.sleep(5000).then(() => null)])));
     expect(closes.map((c) => c?.code)).toEqual(stolen.map(() => 4003));
-    // Everyone else is still here, past several TTLs, and still holds the name.
+    // Everyone else is still here, past several TTLs, and holds the name (r7 taken back from the dead node).
     await Bun.sleep(ttl * 2);
+    expect(await store.exists(leases[0]!)).toBe(true);
     const held = (await store.send('MGET', names.map(key))) as Array<string | null>;
     names.forEach((n, i) => {
-      if (stolen.includes(i)) expect(held[i]).toBe('n2');
+      if (stolen.includes(i)) expect(held[i]).toBe('n2.x');
       else {
-        expect(held[i]).toBe('n1');
+        expect(held[i]).toBe(holder);
         expect(clients[i]!.ws.readyState).toBe(WebSocket.OPEN);
       }
     });
@@ -208,6 +242,72 @@ describe.skipIf(!run)('nodes as processes', () => {
     store.close();
     await n1.stop();
   }, 30_000);
+
+  test('presence costs one lease command per node per tick, not one per user', async () => {
+    // Its own redis-server, so that nothing else's commands are counted.
+    const own = await startRedis();
+    const ttl = 600; // a lease renewal every 200 ms
+    const n1 = await node(own, 'cost:', ['--presence-ttl-ms', String(ttl)]);
+    const users = 300;
+    const clients = await loggedIn(`ws://127.0.0.1:${n1.port}/`, ...Array.from({ length: users }, (_, i) => `c${i}`));
+    const store = new RedisClient(own.url);
+    const stats = async () => {
+      const calls = new Map<string, number>();
+      for (const m of ((await store.send('INFO', ['commandstats'])) as string).matchAll(/cmdstat_([\w|]+):calls=(\d+)/g)) calls.set(m[1]!, Number(m[2]));
+      return calls;
+    };
+    const windowMs = 3000;
+    const before = await stats();
+    await Bun.sleep(windowMs);
+    const after = await stats();
+    const delta = (c: string) => (after.get(c) ?? 0) - (before.get(c) ?? 0);
+    const total = [...after.keys()].filter((c) => c !== 'info').reduce((n, c) => n + delta(c), 0);
+    // One SET per tick (15 in the window), and nothing per user: a TTL per name refreshed
+    // every tick would cost a GET and a PEXPIRE per user per tick (9,000 here). The names'
+    // own long TTL may be extended once in the window (two commands per user), and once
+    // more if a starved node let its lease lapse; no more.
+    expect(total).toBeLessThan(6 * users);
+    expect(delta('set')).toBeGreaterThanOrEqual(3);
+    expect(delta('set')).toBeLessThanOrEqual(windowMs / (ttl / 3) + 3);
+    for (const c of clients) c.close();
+    store.close();
+    await n1.stop();
+    await own.stop();
+  }, 30_000);
+
+  test('a SIGKILLed node: its names are dead once its lease is, and claimable at once although their keys remain', async () => {
+    const ttl = 1000;
+    const prefix = `lease${process.pid}:`;
+    const args = ['--presence-ttl-ms', String(ttl), '--discovery'];
+    const [n1, n2] = await Promise.all([node(redis, prefix, [...args, '--node-id', 'm1']), node(redis, prefix, [...args, '--node-id', 'm2'])]);
+    const [b] = (await loggedIn(`ws://127.0.0.1:${n2.port}/`, 'bob')) as [Client];
+    const store = new RedisClient(redis.url);
+    const users = async () => ((await (await fetch(`http://127.0.0.1:${n1.port}/users`)).json()) as { users: string[] }).users;
+    expect(await users()).toContain('bob');
+    const [lease] = (await store.send('KEYS', [`${prefix}node:m2.*`])) as string[];
+    const t0 = Date.now();
+    n2.proc.kill('SIGKILL');
+    await until(async () => !(await store.exists(lease!)), ttl * 2, 'the dead node’s lease expired');
+    expect(Date.now() - t0).toBeLessThan(ttl + 1000);
+    // bob's name key outlives the lease (it is bounded by a much longer TTL), yet bob is
+    // not listed, and the name is taken on the surviving node at the first try.
+    expect(await store.get(`${prefix}user:bob`)).toBe(lease!.slice(`${prefix}node:`.length));
+    expect(await users()).not.toContain('bob');
+    const [b2] = (await loggedIn(`ws://127.0.0.1:${n1.port}/`, 'bob')) as [Client];
+    expect(await users()).toContain('bob');
+    // A node restarted under the same --node-id does not bring its predecessor's names back:
+    // carol's name is free again once the old process's lease is gone, not 30 TTLs later.
+    const [c] = (await loggedIn(`ws://127.0.0.1:${n1.port}/`, 'carol')) as [Client];
+    n1.proc.kill('SIGKILL');
+    const t1 = Date.now();
+    const n3 = await node(redis, prefix, [...args, '--node-id', 'm1']);
+    const c2 = await loginWhenFree(`ws://127.0.0.1:${n3.port}/`, 'carol', ttl * 5);
+    // Within the old lease's TTL plus the new process's start, not 30 TTLs.
+    expect(Date.now() - t1).toBeLessThan(ttl * 2 + 2000);
+    for (const x of [b, b2, c, c2]) x.close();
+    store.close();
+    await n3.stop();
+  }, 20_000);
 
   test('--workers 2: two processes on one port share the namespace', async () => {
     const port = await freePort();
