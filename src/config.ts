@@ -76,7 +76,7 @@ export const OPTIONS = {
   maxConnectionsPerIp: option({ schema: integer(0, 10_000_000), default: 100, arg: 'n', help: 'Open connections per client address (0 = unlimited); beyond it upgrades get 429' }),
   maxUsers: option({ schema: integer(0, 10_000_000), default: 10000, arg: 'n', help: 'Logged-in users in total (0 = unlimited); beyond it login fails with server_full' }),
   loginTimeoutMs: option({ schema: integer(0, 3_600_000), default: 5000, arg: 'ms', help: 'Close connections that have not logged in after this long, with 4000 (0 = never)' }),
-  idleTimeout: option({ schema: integer(0, 960), default: 30, arg: 's', help: 'Close connections silent this long, pings unanswered (8–960; 0 = never)' }),
+  idleTimeout: option({ schema: integer(0, 960), default: 30, arg: 's', help: 'Ping every connection; close one that stops answering within this long (8–960; 0 = never)' }),
   backpressureLimit: option({ schema: integer(1024, 1024 * 1024 * 1024), default: 1024 * 1024, arg: 'bytes', help: 'Bytes queued for a client that does not read before it is closed' }),
   shutdownTimeoutMs: option({ schema: integer(0, 600_000), default: 5000, arg: 'ms', help: 'On SIGTERM/SIGINT, wait this long for clients to close after 1001' }),
 

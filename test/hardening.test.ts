@@ -296,6 +296,39 @@ describe('limits', () => {
     await srv.stop();
   }, 30_000);
 
+  // On Bun the keep-alive is signalbox's own (src/adapter/keepalive.ts); Deno pings each
+  // socket on its own timer, which the dead-peer test above covers.
+  test.skipIf(target === 'deno')('keep-alive: pings are spread, silent peers that answer stay, one that stops answering is closed in time', async () => {
+    const srv = await startServer({ idleTimeout: 8 });
+    // Opened together, logged in, then silent (login replies aside) for longer than the timeout.
+    const live = await Promise.all(Array.from({ length: 20 }, () => RawClient.connect(srv.url)));
+    for (const c of live) c.sendJson({ type: 'login', name: uniq('quiet') });
+    const stopper = await RawClient.connect(srv.url);
+    const [sn, an] = [uniq('stopper'), uniq('partner')];
+    stopper.sendJson({ type: 'login', name: sn });
+    const [a] = (await loggedIn(srv.url, an)) as [Client];
+    a.send({ type: 'offer', name: sn, offer: 'sdp' });
+    await Bun.sleep(10_000);
+    for (const c of live) {
+      expect(c.socket.destroyed).toBe(false);
+      expect(c.pings.length).toBeGreaterThanOrEqual(2);
+    }
+    // Bun's own pings reached all of these within a few ms of each other.
+    const firsts = live.map((c) => c.pings[0]!);
+    expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThan(1000);
+    // From here the stopper answers nothing: closed, and its partner told, within the timeout.
+    stopper.answerPings = false;
+    const t0 = Date.now();
+    expect(await a.next((m) => m.type === 'leave', 15_000)).toEqual({ type: 'leave', name: sn });
+    expect(Date.now() - t0).toBeLessThan(8000 + 2500);
+    await stopper.ended;
+    for (const c of live) expect(c.socket.destroyed).toBe(false);
+    expect(a.ws.readyState).toBe(WebSocket.OPEN);
+    for (const c of live) c.destroy();
+    a.close();
+    await srv.stop();
+  }, 40_000);
+
   test('backpressure: a client that stops reading is closed; others are unaffected', async () => {
     const srv = await startServer({ backpressureLimit: 64 * 1024, maxFrame: 1024 * 1024, rate: 0 });
     const slow = await RawClient.connect(srv.url);

@@ -12,6 +12,8 @@ export class RawClient {
   ended: Promise<void>;
   /** Answer pings with pongs (a live peer). */
   answerPings = true;
+  /** When each ping arrived (performance.now()). */
+  readonly pings: number[] = [];
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
@@ -89,7 +91,10 @@ export class RawClient {
       this.buffer = this.buffer.subarray(off + len);
       if (op === 0x1) this.texts.push(payload.toString());
       else if (op === 0x8) this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
-      else if (op === 0x9 && this.answerPings) this.socket.write(frame(0xa, payload));
+      else if (op === 0x9) {
+        this.pings.push(performance.now());
+        if (this.answerPings) this.socket.write(frame(0xa, payload));
+      }
     }
   }
 }

@@ -4,6 +4,7 @@ import { assemble } from '../assemble.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Cluster, ConnState, Delivery } from '../signaling/types.ts';
+import { Keepalive } from './keepalive.ts';
 
 export interface BunServerOptions {
   config: Config;
@@ -38,6 +39,22 @@ export async function createBunServer({ config, log, version, cluster }: BunServ
   const memory = () => process.memoryUsage();
   const { hub, app } = await assemble({ config, log, version, delivery, cluster, upgrade, remoteAddress, runtime, memory });
 
+  // Liveness: each connection is pinged once per half idle timeout, spread over that time,
+  // and closed when its ping is still unanswered at its next turn (keepalive.ts). Bun's
+  // own idle timer and pings are off: its pings come in bursts, and its timer, reset by
+  // the server's own pings, cannot tell a dead peer from a pinged one. Bun treated 1–7 s
+  // as 8.
+  const keepalive =
+    config.idleTimeout > 0
+      ? new Keepalive<BunSocket>({
+          conns: hub.connections as Set<BunSocket>,
+          intervalMs: (Math.max(8, config.idleTimeout) * 1000) / 2,
+          ping: (ws) => ws.ping(),
+          // Like an expired idle timer: no close handshake with a peer that is not there.
+          dead: (ws) => ws.terminate(),
+        })
+      : undefined;
+
   server = Bun.serve<ConnState>({
     port: config.port,
     hostname: config.host,
@@ -46,7 +63,8 @@ export async function createBunServer({ config, log, version, cluster }: BunServ
     tls: config.tlsCert ? { cert: Bun.file(config.tlsCert), key: Bun.file(config.tlsKey) } : undefined,
     websocket: {
       maxPayloadLength: config.maxFrame,
-      idleTimeout: config.idleTimeout,
+      idleTimeout: 0,
+      sendPings: false,
       backpressureLimit: config.backpressureLimit,
       closeOnBackpressureLimit: true,
       open(ws) {
@@ -55,12 +73,17 @@ export async function createBunServer({ config, log, version, cluster }: BunServ
       message(ws, frame) {
         hub.receive(ws, frame);
       },
+      pong(ws) {
+        keepalive?.answered(ws);
+      },
       close(ws, code) {
+        keepalive?.forget(ws);
         hub.close(ws, code);
       },
     },
   });
   hub.start();
+  keepalive?.start();
 
   return {
     server,
@@ -79,6 +102,7 @@ export async function createBunServer({ config, log, version, cluster }: BunServ
       while (busy() && Date.now() < deadline) await Bun.sleep(10);
       hub.endAll();
       hub.stop();
+      keepalive?.stop();
       await Promise.race([server!.stop(true), listening]);
       await cluster?.stop();
     },

@@ -28,7 +28,8 @@ export async function createDenoServer({ config, log, version }: DenoServerOptio
     let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
     try {
       // Deno pings every idleTimeout seconds and closes a socket whose pong does not come
-      // back in time: Bun's idle timeout with pings, give or take one interval.
+      // back in time: what the Bun adapter's keep-alive does (adapter/keepalive.ts), give
+      // or take one interval.
       upgraded = Deno.upgradeWebSocket(c.req.raw, { protocol, idleTimeout: config.idleTimeout });
     } catch {
       // Deno throws on a malformed handshake (no key, wrong version): the client's fault.
