@@ -53,6 +53,15 @@ export async function startRedis(port?: number): Promise<RedisProcess> {
     }
     throw new Error(`redis-server on ${p} did not start`);
   };
+  // A test run that ends without its afterAll (bun test does not always run a preloaded
+  // one after the last file, and never on a crash) must not leave redis-server running: a
+  // watchdog kills the server on this port once this process is gone. redis-server names
+  // itself "redis-server 127.0.0.1:<port>", so the pattern matches no other process.
+  Bun.spawn(['sh', '-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; pkill -KILL -f '^redis-server 127.0.0.1:${p}$'`], {
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderr: 'ignore',
+  }).unref();
   const r: RedisProcess = {
     url: `redis://127.0.0.1:${p}`,
     port: p,
