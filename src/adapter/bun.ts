@@ -69,6 +69,7 @@ export async function createBunServer({ config, log, version, cluster }: BunServ
       closeOnBackpressureLimit: true,
       open(ws) {
         hub.open(ws);
+        keepalive?.wake();
       },
       message(ws, frame) {
         hub.receive(ws, frame);

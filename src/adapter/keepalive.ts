@@ -49,6 +49,7 @@ export class Keepalive<C> {
   private credit = 0;
   private last = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private running = false;
 
   constructor({ conns, intervalMs, ping, dead, now = () => performance.now() }: KeepaliveOptions<C>) {
     this.conns = conns;
@@ -59,12 +60,20 @@ export class Keepalive<C> {
   }
 
   start(): void {
-    if (this.timer !== undefined) return;
+    if (this.running) return;
+    this.running = true;
+    this.wake();
+  }
+
+  /** A connection opened: an idle server's timer, asleep with no connections, starts again. */
+  wake(): void {
+    if (!this.running || this.timer !== undefined) return;
     this.last = this.now();
     this.schedule();
   }
 
   stop(): void {
+    this.running = false;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.cursor = null;
@@ -83,6 +92,12 @@ export class Keepalive<C> {
 
   private schedule(): void {
     const n = this.conns.size;
+    // Nobody connected: no wake-ups at all until someone is (wake()).
+    if (n === 0 && this.waiting.size === 0) {
+      this.timer = undefined;
+      this.cursor = null;
+      return;
+    }
     const every = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, this.intervalMs / Math.max(n, 1)));
     this.timer = setTimeout(() => this.tick(), every);
     // The server keeps the process alive, not its pings.
