@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { RedisClient } from 'bun';
 import { Client, eventually, type Json, loggedIn, spawnServer, type SpawnedServer, startCluster, type TestServer } from './helpers.ts';
+import { TcpProxy } from './proxy.ts';
 import { freePort, haveRedis, type RedisProcess, requireRedis, startRedis } from './redis.ts';
 
 /**
@@ -308,6 +309,34 @@ describe.skipIf(!run)('nodes as processes', () => {
     store.close();
     await n3.stop();
   }, 20_000);
+
+  test('a session that ends while its node is cut off from Redis is released when it is back: the partner hears leave, the name is free', async () => {
+    // Shorter than the lease: node 1 stays alive for everyone, so only the owed release
+    // can tell bob that alice is gone (her leave could not be published during the cut).
+    const ttl = 3000;
+    const prefix = `cut${process.pid}:`;
+    const args = ['--presence-ttl-ms', String(ttl)];
+    const proxy = await TcpProxy.start(redis.url);
+    const n1 = await spawnServer([process.execPath, SRC, '--host', '127.0.0.1', '--port', '0', '--redis', `redis://${new URL(proxy.url).host}`, '--redis-prefix', prefix, '--max-connections-per-ip', '0', ...args]);
+    const n2 = await node(redis, prefix, args);
+    const [a] = (await loggedIn(`ws://127.0.0.1:${n1.port}/`, 'alice')) as [Client];
+    const [b] = (await loggedIn(`ws://127.0.0.1:${n2.port}/`, 'bob')) as [Client];
+    a.send({ type: 'offer', name: 'bob', offer: 'sdp' });
+    await b.nextOfType('offer');
+    proxy.down();
+    await Bun.sleep(100);
+    a.close();
+    await Bun.sleep(300);
+    proxy.up();
+    const t0 = Date.now();
+    expect(await b.next((m) => m.type === 'leave', ttl * 3)).toEqual({ type: 'leave', name: 'alice' });
+    // Node 1's reconnect, then one peer check on node 2 (half the TTL), with slack.
+    expect(Date.now() - t0).toBeLessThan(ttl + 2000);
+    const [a2] = (await loggedIn(`ws://127.0.0.1:${n2.port}/`, 'alice')) as [Client];
+    for (const x of [a2, b]) x.close();
+    await Promise.all([n1.stop(), n2.stop()]);
+    await proxy.close();
+  }, 30_000);
 
   test('--workers 2: two processes on one port share the namespace', async () => {
     const port = await freePort();

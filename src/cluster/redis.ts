@@ -111,6 +111,8 @@ export class RedisCluster implements Cluster {
   /** Resumes under way here: what arrives for the name meanwhile, and who waits for the state. */
   private readonly takeovers = new Map<string, { since: Envelope[]; done: (state: Handover | null) => void }>();
   private timers: Array<ReturnType<typeof setInterval> | ReturnType<typeof setTimeout>> = [];
+  /** Names of sessions that ended while Redis was away, still to be released there. */
+  private readonly unreleased = new Set<string>();
   /** The peer check under way, if any: a slow one is never overlapped by the next. */
   private checking: Promise<void> | undefined;
   private stopped = false;
@@ -174,7 +176,14 @@ export class RedisCluster implements Cluster {
     this.hub = hub;
     this.face = face;
     // Redis away: recover() follows when it is back.
-    const renew = () => this.renewLease().then((lost) => (lost || this.refreshFailed ? this.refresh() : undefined), () => {});
+    const renew = () =>
+      this.renewLease().then(
+        (lost) => {
+          if (this.unreleased.size > 0) this.retryReleases();
+          return lost || this.refreshFailed ? this.refresh() : undefined;
+        },
+        () => {},
+      );
     this.every(this.ttl / 3, () => void renew());
     // A tick while the last refresh is still going skips: that one covers it.
     this.every(this.nameTtl / 3, () => this.refreshing ?? void this.refresh());
@@ -231,6 +240,7 @@ export class RedisCluster implements Cluster {
     try {
       await this.loadScripts();
       await this.renewLease();
+      this.retryReleases();
       await this.refresh();
       for (const [room] of this.roomMembersHere) {
         const members = this.hub?.rooms.get(room)?.members ?? [];
@@ -306,7 +316,11 @@ export class RedisCluster implements Cluster {
 
   async claim(name: string): Promise<boolean> {
     const ok = (await this.cmd.send('EVALSHA', [this.scripts.claim, '1', this.userKey(name), this.holder, String(this.nameTtl), this.leasePrefix])) === 1;
-    if (ok) this.cmd.send('ZADD', [this.usersKey, '0', name]).catch(() => {});
+    if (ok) {
+      // Ours again: a release still owed from an outage must not take it away.
+      this.unreleased.delete(name);
+      this.cmd.send('ZADD', [this.usersKey, '0', name]).catch(() => {});
+    }
     return ok;
   }
 
@@ -314,7 +328,20 @@ export class RedisCluster implements Cluster {
     this.cmd
       .send('EVALSHA', [this.scripts.release, '1', this.userKey(name), this.holder])
       .then((n) => n === 1 && this.cmd.send('ZREM', [this.usersKey, name]))
-      .catch(() => {});
+      .catch(() => {
+        // Redis away: the key names this node, whose lease lives on, so nobody could take
+        // the name and the user's partners elsewhere would never hear it is gone. Again
+        // once Redis is back (unless the name is hosted here again by then).
+        if (!this.hub?.sessions.has(name)) this.unreleased.add(name);
+      });
+  }
+
+  /** Release again what could not be released while Redis was away. */
+  private retryReleases() {
+    for (const name of this.unreleased) {
+      this.unreleased.delete(name);
+      if (!this.hub?.sessions.has(name)) this.release(name);
+    }
   }
 
   async host(name: string): Promise<void> {
