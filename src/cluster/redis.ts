@@ -113,8 +113,6 @@ export class RedisCluster implements Cluster {
   private timers: Array<ReturnType<typeof setInterval> | ReturnType<typeof setTimeout>> = [];
   /** Names of sessions that ended while Redis was away, still to be released there. */
   private readonly unreleased = new Set<string>();
-  /** The peer check under way, if any: a slow one is never overlapped by the next. */
-  private checking: Promise<void> | undefined;
   private stopped = false;
   /** The refresh under way, if any (there is never more than one), and whether another must follow it. */
   private refreshing: Promise<void> | undefined;
@@ -176,36 +174,41 @@ export class RedisCluster implements Cluster {
     this.hub = hub;
     this.face = face;
     // Redis away: recover() follows when it is back.
-    const renew = () =>
-      this.renewLease().then(
-        (lost) => {
-          if (this.unreleased.size > 0) this.retryReleases();
-          return lost || this.refreshFailed ? this.refresh() : undefined;
-        },
-        () => {},
-      );
-    this.every(this.ttl / 3, () => void renew());
-    // A tick while the last refresh is still going skips: that one covers it.
-    this.every(this.nameTtl / 3, () => this.refreshing ?? void this.refresh());
-    this.every(this.ttl / 2, () => this.checking ?? void (this.checking = this.checkPeers().finally(() => (this.checking = undefined))));
+    this.every(this.ttl / 3, async () => {
+      const lost = await this.renewLease();
+      if (this.unreleased.size > 0) this.retryReleases();
+      if (lost || this.refreshFailed) await this.refresh();
+    });
+    // A refresh already under way (after a reconnect) covers this tick's.
+    this.every(this.nameTtl / 3, () => this.refreshing ?? this.refresh());
+    this.every(this.ttl / 2, () => this.checkPeers());
   }
 
   /**
-   * Run `fn` every `ms`, starting at a random point of the first interval. Nodes started
-   * together (a deployment, a restart, --workers) would otherwise do their periodic work
-   * at the same instants: measured with 12 nodes sharing a core, their peer checks landed
-   * together and stalled every node and Redis for a couple of hundred milliseconds.
+   * Run `fn` every `ms`, starting at a random point of the first interval, and skip a tick
+   * while the last run is still going (a slow one is never overlapped; Redis away: the
+   * next tick, or the recovery, tries again). Nodes started together (a deployment, a
+   * restart, --workers) would otherwise do their periodic work at the same instants:
+   * measured with 12 nodes sharing a core, their peer checks landed together and stalled
+   * every node and Redis for a couple of hundred milliseconds.
    */
-  private every(ms: number, fn: () => void) {
+  private every(ms: number, fn: () => Promise<unknown>) {
     const interval = Math.max(100, Math.floor(ms));
-    const first = setTimeout(() => {
-      if (this.stopped) return;
-      fn();
-      this.timers.push(setInterval(fn, interval));
-    }, Math.random() * interval);
-    this.timers.push(first);
+    let running = false;
+    const tick = () => {
+      if (running || this.stopped) return;
+      running = true;
+      fn()
+        .catch(() => {})
+        .finally(() => (running = false));
+    };
+    this.timers.push(
+      setTimeout(() => {
+        tick();
+        this.timers.push(setInterval(tick, interval));
+      }, Math.random() * interval),
+    );
   }
-
 
   async stop(): Promise<void> {
     this.stopped = true;
