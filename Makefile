@@ -66,7 +66,7 @@ soak: build ## Churn 100,000 call cycles through dist/signalbox, printing its RS
 	$(BUN) bench/soak.ts dist/signalbox $(or $(SOAK_CYCLES),100000)
 
 demo-page: setup ## Embed src/demo/index.html and src/client/ after editing either (writes src/demo/page.ts)
-	$(BUN) src/demo/embed.ts
+	$(BUN) deploy/demo-page.ts
 
 screenshot: setup ## Retake docs/screenshot.png (the page in a call) with the browser tests
 	SIGNALBOX_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(BUN) test test/e2e

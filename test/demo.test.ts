@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
-import { CLIENT_MARK, renderDemoModule, SOURCE, TARGET } from '../src/demo/embed.ts';
+import { CLIENT_MARK, renderDemoModule, SOURCE, TARGET } from '../deploy/demo-page.ts';
 import { parseCli } from '../src/config.ts';
 import { DEMO_CSP, DEMO_HTML } from '../src/demo/page.ts';
 import type { ClientErrorCode } from '../src/client/index.ts';
